@@ -10,6 +10,7 @@ NaN or infinities are refused.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -31,10 +32,16 @@ class DeviceKind(StrEnum):
     GATEWAY = "gateway"
 
 
+#: The start of an ISO-8601 date-time (date, separator, hour and minute). Without this
+#: check pydantic's lax datetime parsing would read digit strings such as "1714521600"
+#: as Unix seconds (or milliseconds) in UTC, i.e. accept a bare number in quotes.
+_ISO_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}")
+
+
 def _iso_text(value: object) -> object:
     if isinstance(value, datetime):
         return value
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not _ISO_DATE_TIME.match(value):
         raise ValueError(
             "device time must be ISO-8601 text with a UTC offset, e.g. 2026-05-01T08:00:00+08:00"
         )
@@ -47,9 +54,12 @@ DeviceTime = Annotated[
 ]
 Pct = Annotated[float, Field(ge=0, le=100)]
 NonNegative = Annotated[float, Field(ge=0)]
-SessionId = Annotated[str, Field(min_length=1, max_length=64)]
+SessionId = Annotated[str, Field(pattern=r"^[\x21-\x7e]{1,64}$")]
 #: A salted hash (hex) of a credential or plate; raw identifiers never enter the log.
 CredentialHash = Annotated[str, Field(pattern=r"^[0-9a-f]{16,128}$")]
+
+#: Personal identifiers a device may send raw, and the hashed field ingest stores instead.
+HASHED_FIELDS: dict[str, str] = {"credential": "credential_hash", "plate": "plate_hash"}
 
 
 class Reading(BaseModel):
@@ -96,6 +106,9 @@ class ParkingOccupancy(Reading):
     occupied: bool
     changed_at: DeviceTime | None = Field(
         default=None, description="when the bay last changed state"
+    )
+    plate_hash: CredentialHash | None = Field(
+        default=None, description="salted hash of the plate, for camera-equipped bays"
     )
 
 
@@ -189,8 +202,8 @@ class Heartbeat(Reading):
 
     battery_pct: Pct | None = None
     rssi_dbm: Annotated[float, Field(ge=-150, le=0)] | None = None
-    firmware: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    uptime_s: Annotated[int, Field(ge=0)] | None = None
+    firmware: Annotated[str, Field(pattern=r"^[\x20-\x7e]{1,64}$")] | None = None
+    uptime_s: Annotated[int, Field(ge=0, le=2**40)] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,12 +233,12 @@ _SPECIFIC: dict[DeviceKind, dict[str, type[Reading]]] = {
 CATALOGUE: dict[tuple[DeviceKind, str], StreamSpec] = {
     (kind, stream): StreamSpec(kind, stream, model)
     for kind, streams in _SPECIFIC.items()
-    for stream, model in {**streams, "heartbeat": Heartbeat}.items()
+    for stream, model in (streams | {"heartbeat": Heartbeat}).items()
 }
 
 
 def streams_of(kind: DeviceKind) -> list[str]:
-    return [stream for (k, stream) in CATALOGUE if k is kind]
+    return [stream for (k, stream) in CATALOGUE if k == kind]
 
 
 def model_for(kind: DeviceKind | str, stream: str) -> type[Reading]:

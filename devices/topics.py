@@ -67,7 +67,7 @@ def parse_topic(topic: str) -> Topic:
     if root != TOPIC_ROOT:
         raise TopicError(f"topic {topic!r} does not start with {TOPIC_ROOT}/")
     for name, value in (("estate", estate), ("device", device)):
-        if not _IDENT.match(value):
+        if not _IDENT.fullmatch(value):  # not .match: its $ also matches before a final \n
             raise TopicError(
                 f"topic {topic!r}: {name} {value!r} is not 1-64 characters of A-Z a-z 0-9 _ - ."
             )
