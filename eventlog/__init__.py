@@ -4,9 +4,10 @@ This package knows nothing of devices, ingest or processors.
 """
 
 from eventlog.envelope import Envelope, Stream, deterministic_id, utc
-from eventlog.log import EventLog, LogError, StoredRecord
+from eventlog.log import AppendResult, EventLog, LogError, StoredRecord
 
 __all__ = [
+    "AppendResult",
     "Envelope",
     "EventLog",
     "LogError",
