@@ -1,0 +1,142 @@
+"""The ``estate`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from estate.settings import SettingsError, load_settings
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from estate.runtime import run_embedded
+
+    settings = load_settings(
+        data_dir=args.data_dir,
+        registry=args.registry,
+        mqtt_url=args.mqtt_url,
+        mqtt_port=args.mqtt_port,
+        mqtt_protocol=args.protocol,
+    )
+    asyncio.run(run_embedded(settings, duration=args.duration))
+    return 0
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from estate.runtime import run_ingest
+
+    settings = load_settings(
+        data_dir=args.data_dir,
+        registry=args.registry,
+        mqtt_url=args.mqtt_url,
+        mqtt_protocol=args.protocol,
+        mqtt_client_id=args.client_id,
+        mqtt_shared_group=args.shared_group,
+    )
+    run_ingest(settings)
+    return 0
+
+
+def _cmd_registry_generate(args: argparse.Namespace) -> int:
+    from devices.demo_estate import write_registry
+
+    paths = write_registry(
+        args.output, households=args.households, estates=args.estates, seed=args.seed
+    )
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _cmd_registry_check(args: argparse.Namespace) -> int:
+    from devices.registry import RegistryError, check_registry
+
+    try:
+        summary = check_registry(args.file)
+    except RegistryError as exc:
+        print(f"{args.file}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(summary.to_text())
+    return 0
+
+
+def _cmd_log_stats(args: argparse.Namespace) -> int:
+    from eventlog import Stream
+    from eventlog.sqlite import SqliteEventLog
+
+    settings = load_settings(data_dir=args.data_dir)
+    if not settings.log_path.exists():
+        print(f"no event log at {settings.log_path}", file=sys.stderr)
+        return 1
+    with SqliteEventLog(settings.log_path) as log:
+        for stream in Stream:
+            print(f"{stream.value:10} end position {log.end_position(stream.value)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="estate",
+        description="Event-sourced IoT monitoring for residential estates.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="run the embedded service (broker, log, ...) until Ctrl-C")
+    up.add_argument("--data-dir", type=Path, help="where the log and state live (default ./var)")
+    up.add_argument("--registry", type=Path, help="estate.yaml or folder (default: demo estate)")
+    up.add_argument("--mqtt-url", help="use this external broker instead of the embedded one")
+    up.add_argument("--mqtt-port", type=int, help="port of the embedded broker (default 1883)")
+    up.add_argument("--protocol", choices=["5", "3.1.1"], help="MQTT version for --mqtt-url")
+    up.add_argument("--duration", type=float, help="stop after this many seconds")
+    up.set_defaults(func=_cmd_up)
+
+    ingest = commands.add_parser("ingest", help="run the MQTT ingest gateway alone")
+    ingest.add_argument("--mqtt-url", help="broker, e.g. mqtt://user@host:1883 (required)")
+    ingest.add_argument("--protocol", choices=["5", "3.1.1"], help="MQTT version (default 5)")
+    ingest.add_argument("--client-id", help="fixed client id of the persistent session")
+    ingest.add_argument("--shared-group", help="shared-subscription group for replicas")
+    ingest.add_argument("--data-dir", type=Path)
+    ingest.add_argument("--registry", type=Path)
+    ingest.set_defaults(func=_cmd_ingest)
+
+    registry = commands.add_parser("registry", help="estate registry tools")
+    reg = registry.add_subparsers(dest="registry_command", required=True, metavar="COMMAND")
+    gen = reg.add_parser("generate", help="write a realistic demo estate registry")
+    gen.add_argument("-o", "--output", type=Path, default=Path("estate.yaml"))
+    gen.add_argument("--households", type=int, default=2500)
+    gen.add_argument("--estates", type=int, default=1)
+    gen.add_argument("--seed", type=int, default=1)
+    gen.set_defaults(func=_cmd_registry_generate)
+    check = reg.add_parser("check", help="validate an estate.yaml (or folder) and summarise it")
+    check.add_argument("file", type=Path)
+    check.set_defaults(func=_cmd_registry_check)
+
+    logp = commands.add_parser("log", help="event log tools")
+    logc = logp.add_subparsers(dest="log_command", required=True, metavar="COMMAND")
+    stats = logc.add_parser("stats", help="end positions of every stream")
+    stats.add_argument("--data-dir", type=Path)
+    stats.set_defaults(func=_cmd_log_stats)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except (SettingsError, OSError, ValueError) as exc:
+        # RegistryError and LogError messages are written for people: show them as they are.
+        print(f"estate: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        print(f"estate: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
