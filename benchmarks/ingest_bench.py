@@ -33,6 +33,7 @@ from devices.registry import load_registry
 from eventlog.sqlite import SqliteEventLog
 from ingest.gateway import Gateway, GatewayConfig
 from ingest.pipeline import Pipeline
+from ingest.sink import InlineSink, ProcessSink, Sink, WorkerSpec
 from tests.support.brokers import Mosquitto
 
 
@@ -107,35 +108,32 @@ def bare(port: int, n: int) -> float:
 
     c = _client("bench-bare")
     c.on_message = on_message
+    cpu = time.process_time()
     started = time.perf_counter()
     c.connect("127.0.0.1", port, clean_start=False, properties=_session_props())
     c.loop_start()
     if not done.wait(300):
         raise RuntimeError(f"bare subscriber got {count} of {n}")
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     c.disconnect()
     c.loop_stop()
+    print(f"  bare: {elapsed:.2f} s wall, {cpu / n * 1e6:.0f} µs CPU per message")
     return n / elapsed
 
 
-def gateway(port: int, n: int, registry_path: Path, log_path: Path) -> float:
-    index = load_registry(registry_path).index()
-    with SqliteEventLog(log_path) as log:
-        gw = Gateway(
-            log,
-            Pipeline(index, b"benchmark-salt-0123456789"),
-            GatewayConfig(url=f"mqtt://127.0.0.1:{port}", client_id="bench-gateway"),
-        )
-        started = time.perf_counter()
-        gw.start()
-        deadline = started + 300
-        while gw.stats.acked < n and time.perf_counter() < deadline:
-            time.sleep(0.005)
-        elapsed = time.perf_counter() - started
-        stats = gw.stats
-        gw.stop()
-        if stats.readings_appended != n:
-            raise RuntimeError(f"gateway appended {stats.readings_appended} of {n}: {stats}")
+def gateway(port: int, n: int, sink: Sink) -> float:
+    gw = Gateway(sink, GatewayConfig(url=f"mqtt://127.0.0.1:{port}", client_id="bench-gateway"))
+    started = time.perf_counter()
+    gw.start()
+    deadline = started + 300
+    while gw.stats.acked < n and time.perf_counter() < deadline:
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - started
+    stats = gw.stats
+    gw.stop()
+    if stats.readings_appended != n:
+        raise RuntimeError(f"gateway appended {stats.readings_appended} of {n}: {stats}")
     return n / elapsed
 
 
@@ -153,25 +151,35 @@ def main() -> None:
         f"{args.messages} messages from {args.devices} water meters, "
         f"{sum(len(p) for _, p in msgs) / len(msgs):.0f} B payloads, Mosquitto, MQTT 5, QoS 1"
     )
-    bare_rates, gw_rates = [], []
+    salt = b"benchmark-salt-0123456789"
+    index = load_registry(registry_path).index()
+    rates: dict[str, list[float]] = {"bare": [], "worker": [], "inline": []}
     with Mosquitto() as broker:
         for run in range(args.repeat):
             prime_session(broker.port, "bench-bare", "estates/+/+/+/+")
             publish_all(broker.port, msgs)
-            bare_rates.append(bare(broker.port, len(msgs)))
-            prime_session(broker.port, "bench-gateway", "estates/+/+/+/+")
-            publish_all(broker.port, msgs)
-            gw_rates.append(gateway(broker.port, len(msgs), registry_path, work / f"log{run}.db"))
+            rates["bare"].append(bare(broker.port, len(msgs)))
+            for mode in ("worker", "inline"):
+                prime_session(broker.port, "bench-gateway", "estates/+/+/+/+")
+                publish_all(broker.port, msgs)
+                log_path = work / f"log-{mode}-{run}.db"
+                if mode == "worker":
+                    sink: Sink = ProcessSink(WorkerSpec(registry_path, salt, log_path))
+                    rates[mode].append(gateway(broker.port, len(msgs), sink))
+                else:
+                    with SqliteEventLog(log_path) as log:
+                        sink = InlineSink(Pipeline(index, salt), log)
+                        rates[mode].append(gateway(broker.port, len(msgs), sink))
             print(
-                f"run {run + 1}: bare {bare_rates[-1]:,.0f} msg/s, "
-                f"gateway {gw_rates[-1]:,.0f} msg/s"
+                f"run {run + 1}: " + ", ".join(f"{k} {v[-1]:,.0f} msg/s" for k, v in rates.items())
             )
-    b = sorted(bare_rates)[len(bare_rates) // 2]
-    g = sorted(gw_rates)[len(gw_rates) // 2]
-    print(
-        f"median: bare paho subscriber {b:,.0f} msg/s; gateway into the log {g:,.0f} msg/s; "
-        f"ratio {g / b:.2f} (target ≥ 0.5)"
-    )
+    median = {k: sorted(v)[len(v) // 2] for k, v in rates.items()}
+    print(f"median: bare paho subscriber {median['bare']:,.0f} msg/s")
+    for mode, label in (("worker", "estate ingest (worker process)"), ("inline", "in-process")):
+        print(
+            f"  gateway, {label}: {median[mode]:,.0f} msg/s, "
+            f"ratio {median[mode] / median['bare']:.2f} (target ≥ 0.5)"
+        )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ NaN or infinities are refused.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -211,11 +211,11 @@ class StreamSpec:
     kind: DeviceKind
     stream: str
     model: type[Reading]
+    #: The envelope ``kind`` of an accepted reading, e.g. ``waste_bin.level``.
+    event_kind: str = field(init=False)
 
-    @property
-    def event_kind(self) -> str:
-        """The envelope ``kind`` of an accepted reading, e.g. ``waste_bin.level``."""
-        return f"{self.kind.value}.{self.stream}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "event_kind", f"{self.kind.value}.{self.stream}")
 
 
 _SPECIFIC: dict[DeviceKind, dict[str, type[Reading]]] = {

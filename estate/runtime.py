@@ -12,12 +12,13 @@ from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from devices.demo_estate import write_registry
-from devices.registry import Registry, load_registry, summarize
+from devices.registry import load_registry, summarize
 from estate.settings import Settings
 from eventlog.sqlite import SqliteEventLog
 from ingest.embedded_broker import EmbeddedBroker, free_port
 from ingest.gateway import Gateway, GatewayConfig
 from ingest.pipeline import Pipeline
+from ingest.sink import InlineSink, ProcessSink, Sink, WorkerSpec
 
 log = logging.getLogger("estate")
 
@@ -33,17 +34,14 @@ def ensure_registry(settings: Settings, echo: Callable[[str], None]) -> None:
     write_registry(path)
 
 
-def make_gateway(
-    settings: Settings, registry: Registry, event_log: SqliteEventLog, url: str, protocol: str
-) -> Gateway:
-    pipeline = Pipeline(registry.index(), settings.hash_salt())
+def make_gateway(settings: Settings, sink: Sink, url: str, protocol: str) -> Gateway:
     config = GatewayConfig(
         url=url,
         client_id=settings.mqtt_client_id,
         protocol="3.1.1" if protocol == "3.1.1" else "5",
         shared_group=settings.mqtt_shared_group,
     )
-    return Gateway(event_log, pipeline, config)
+    return Gateway(sink, config)
 
 
 def redact_url(url: str) -> str:
@@ -92,7 +90,8 @@ async def run_embedded(
             else:
                 echo(f"using external MQTT broker {redact_url(settings.mqtt_url)}")
                 url, protocol = settings.mqtt_url, settings.mqtt_protocol or "5"
-            gateway = make_gateway(settings, registry, event_log, url, protocol)
+            sink = InlineSink(Pipeline(registry.index(), settings.hash_salt()), event_log)
+            gateway = make_gateway(settings, sink, url, protocol)
             gateway.start()
             if not await asyncio.to_thread(gateway.wait_connected, 15):
                 echo(f"warning: not yet connected to {url}; still trying")
@@ -122,31 +121,31 @@ def run_ingest(settings: Settings, echo: Callable[[str], None] = print) -> None:
     """Run the ingest gateway alone against ``settings.mqtt_url`` until SIGINT/SIGTERM."""
     if settings.mqtt_url is None:
         raise ValueError("estate ingest needs --mqtt-url (or ESTATE_MQTT_URL)")
-    registry = load_registry(settings.registry_path)
+    load_registry(settings.registry_path)  # refuse a broken registry here, with its message
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    SqliteEventLog(settings.log_path).close()  # likewise a broken log
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    with SqliteEventLog(settings.log_path) as event_log:
-        gateway = make_gateway(
-            settings, registry, event_log, settings.mqtt_url, settings.mqtt_protocol or "5"
-        )
-        gateway.start()
-        echo(
-            f"ingest: {redact_url(settings.mqtt_url)} → {settings.log_path} (client id "
-            f"{settings.mqtt_client_id}, filter {gateway.config.topic_filter})"
-        )
-        try:
-            last, was_connected = time.monotonic(), True
-            while not stop.wait(0.2):
-                gateway.raise_if_failed()
-                if gateway.connected != was_connected:
-                    was_connected = gateway.connected
-                    state = "connected to" if was_connected else "waiting for"
-                    echo(f"ingest: {state} the MQTT broker {redact_url(settings.mqtt_url)}")
-                if time.monotonic() - last >= 5:
-                    last = time.monotonic()
-                    echo(status_line(gateway))
-        finally:
-            gateway.stop()
-            echo(status_line(gateway))
+    # Judging and appending run in a worker process: paho's loop keeps one core to itself.
+    sink = ProcessSink(WorkerSpec(settings.registry_path, settings.hash_salt(), settings.log_path))
+    gateway = make_gateway(settings, sink, settings.mqtt_url, settings.mqtt_protocol or "5")
+    gateway.start()
+    echo(
+        f"ingest: {redact_url(settings.mqtt_url)} → {settings.log_path} (client id "
+        f"{settings.mqtt_client_id}, filter {gateway.config.topic_filter})"
+    )
+    try:
+        last, was_connected = time.monotonic(), True
+        while not stop.wait(0.2):
+            gateway.raise_if_failed()
+            if gateway.connected != was_connected:
+                was_connected = gateway.connected
+                state = "connected to" if was_connected else "waiting for"
+                echo(f"ingest: {state} the MQTT broker {redact_url(settings.mqtt_url)}")
+            if time.monotonic() - last >= 5:
+                last = time.monotonic()
+                echo(status_line(gateway))
+    finally:
+        gateway.stop()
+        echo(status_line(gateway))

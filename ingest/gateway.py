@@ -5,9 +5,12 @@ paho-mqtt 2.x with ``manual_ack=True``: a QoS 1 message is acknowledged
 log. A crash between receive and append therefore causes a redelivery, which
 the log absorbs because reading ids are deterministic.
 
-Threads: paho's network thread judges each message (pure, CPU only) and queues
-it; a flusher thread appends queued messages in batches (one transaction per
-stream) and acknowledges them. Acknowledgements belong to one connection: when
+Threads: paho's network thread queues each raw message; batches go to a sink
+(``ingest/sink.py``) that judges and appends them (one transaction per stream):
+a full batch inline in the network thread (in-process sink) or through the
+flusher thread to a worker process (process sink); the flusher also sends
+whatever waited ``flush_interval_s``. Acknowledgements follow the sink's return
+and belong to one connection: when
 the connection drops before a batch is acknowledged, the broker redelivers it
 and the duplicates are absorbed.
 """
@@ -32,8 +35,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from devices.topics import subscription
-from eventlog import Envelope, EventLog, Stream
-from ingest.pipeline import Pipeline
+from ingest.sink import Message, Sink
 
 log = logging.getLogger("estate.ingest")
 
@@ -124,8 +126,7 @@ class _Pending:
     generation: int
     mid: int
     qos: int
-    readings: list[Envelope]
-    rejected: list[Envelope]
+    message: Message
 
 
 def _now() -> datetime:
@@ -137,20 +138,20 @@ class Gateway:
 
     def __init__(
         self,
-        event_log: EventLog,
-        pipeline: Pipeline,
+        sink: Sink,
         config: GatewayConfig,
         clock: Callable[[], datetime] = _now,
     ) -> None:
-        self.log = event_log
-        self.pipeline = pipeline
+        self.sink = sink
         self.config = config
         self.address = BrokerAddress.parse(config.url)
-        self.stats = GatewayStats(rejected_by_reason=pipeline.rejected_by_reason)
+        self.stats = GatewayStats()
         self._clock = clock
         self._pending: list[_Pending] = []
         self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
+        self._flush_lock = threading.Lock()
+        self._batch_full = threading.Event()
+        self._pending_since = 0.0  # monotonic time of the oldest queued message, 0 when none
         self._generation = 0
         self._connected = threading.Event()
         self._stopping = threading.Event()
@@ -263,37 +264,40 @@ class Gateway:
             log.warning("disconnected from MQTT broker (%s); reconnecting", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        judgement = self.pipeline.judge(message.topic, bytes(message.payload), self._clock())
+        received: Message = (message.topic, bytes(message.payload), self._clock())
         with self._lock:
             self.stats.received += 1
-            self._pending.append(
-                _Pending(
-                    self._generation,
-                    message.mid,
-                    message.qos,
-                    judgement.readings,
-                    judgement.rejected,
-                )
-            )
-            if len(self._pending) >= self.config.batch_max:
-                self._wake.notify()
+            self._pending.append(_Pending(self._generation, message.mid, message.qos, received))
+            if not self._pending_since:
+                self._pending_since = time.monotonic()
+            full = len(self._pending) >= self.config.batch_max
+        if full:
+            if self.sink.parallel:  # the flusher hands it to the worker; keep receiving
+                self._batch_full.set()
+            else:  # flush here: no hand-off to another thread, no GIL ping-pong
+                self._flush_or_fail()
 
     # -- flushing ------------------------------------------------------------------------------
 
     def flush(self) -> int:
-        """Append everything queued, then acknowledge it; returns messages flushed."""
+        """Judge and append everything queued, then acknowledge it; returns messages flushed."""
+        with self._flush_lock:  # one flush at a time keeps append order = receive order
+            return self._flush()
+
+    def _flush(self) -> int:
         with self._lock:
             batch, self._pending = self._pending, []
+            self._pending_since = 0.0
         if not batch:
             return 0
-        readings = [r for p in batch for r in p.readings]
-        rejected = [r for p in batch for r in p.rejected]
-        if readings:
-            result = self.log.append(Stream.READINGS, readings)
-            self.stats.readings_appended += result.appended
-            self.stats.readings_duplicate += result.duplicates
-        if rejected:
-            self.stats.rejected_appended += self.log.append(Stream.REJECTED, rejected).appended
+        result = self.sink.process([item.message for item in batch])
+        self.stats.readings_appended += result.readings_appended
+        self.stats.readings_duplicate += result.readings_duplicate
+        self.stats.rejected_appended += result.rejected_appended
+        for reason, count in result.rejected_by_reason.items():
+            self.stats.rejected_by_reason[reason] = (
+                self.stats.rejected_by_reason.get(reason, 0) + count
+            )
         with self._lock:
             generation = self._generation
         for item in batch:
@@ -306,21 +310,27 @@ class Gateway:
             self.stats.acked += 1
         return len(batch)
 
+    def _flush_or_fail(self) -> None:
+        try:
+            self.flush()
+        except Exception as exc:  # the log failed: stop acknowledging, let the broker hold it
+            if self._fatal is None:
+                self._fatal = GatewayError(f"judging or appending a batch failed: {exc}")
+            self._failed.set()
+
     def _flush_loop(self) -> None:
-        while True:
+        """Flush what waited ``flush_interval_s`` (quiet periods); full batches flush inline."""
+        interval = self.config.flush_interval_s
+        while not self._failed.is_set():
+            full = self._batch_full.wait(interval / 2)
+            self._batch_full.clear()
+            stopping = self._stopping.is_set()
             with self._lock:
-                if not self._pending and not self._stopping.is_set():
-                    self._wake.wait(self.config.flush_interval_s)
-            try:
-                self.flush()
-            except Exception as exc:  # the log failed: stop acknowledging, let the broker hold it
-                self._fatal = GatewayError(f"appending to the event log failed: {exc}")
-                self._failed.set()
+                since = self._pending_since
+            if full or stopping or (since and time.monotonic() - since >= interval):
+                self._flush_or_fail()
+            if stopping:
                 return
-            if self._stopping.is_set():
-                with self._lock:
-                    if not self._pending:
-                        return
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -367,11 +377,11 @@ class Gateway:
         so that the broker hands its share to the other replicas meanwhile.
         """
         self._stopping.set()
+        self._batch_full.set()
         if self.config.shared_group:
             self._client.unsubscribe(self.config.topic_filter)
-        with self._lock:
-            self._wake.notify()
         if self._flusher is not None:
             self._flusher.join(timeout=30)
         self._client.disconnect()
         self._client.loop_stop()
+        self.sink.close()

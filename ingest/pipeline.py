@@ -169,7 +169,6 @@ _decoder = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no
 _REDACT = re.compile(
     rb'("(?:' + b"|".join(k.encode() for k in HASHED_FIELDS) + rb')"\s*:\s*)"(?:[^"\\]|\\.)*"'
 )
-_KEY_COLON = re.compile(rb'"\s*:')
 #: orjson reads integers beyond 64 bits (19+ digits) as floats; the standard library keeps them
 #: exact, so that a huge ``seq`` is out of range rather than "not an integer".
 _LONG_DIGITS = re.compile(rb"[0-9]{19,}")
@@ -237,7 +236,7 @@ def parse_json(raw: bytes, max_depth: int) -> Any:
     except orjson.JSONDecodeError:
         return _parse_json_strictly(raw, max_depth)
     keys = _count_keys_and_check_depth(value, max_depth)
-    if len(_KEY_COLON.findall(raw)) != keys:
+    if raw.count(b'":') != keys:  # `"key" :` with a space also lands on the strict path
         return _parse_json_strictly(raw, max_depth)
     return value
 
@@ -443,7 +442,8 @@ class Pipeline:
                 fields[hashed_name] = hash_identifier(self._salt, value)
         if ref.profile.units:
             self._normalise_units(ref, fields, flags)
-        model = CATALOGUE[(kind, stream)].model
+        spec = CATALOGUE[(kind, stream)]
+        model = spec.model
         try:
             reading = model.model_validate(fields)
         except ValidationError as exc:
@@ -478,7 +478,7 @@ class Pipeline:
         out.readings.append(
             Envelope(
                 id=deterministic_id("reading", *identity),
-                kind=f"{kind.value}.{stream}",
+                kind=spec.event_kind,
                 schema_version=1,
                 occurred_at=occurred_at,
                 received_at=received_at,

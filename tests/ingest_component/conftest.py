@@ -33,6 +33,7 @@ from eventlog.sqlite import APPLICATION_ID, SqliteEventLog
 from ingest.embedded_broker import EmbeddedBroker
 from ingest.gateway import Gateway, GatewayConfig
 from ingest.pipeline import Pipeline
+from ingest.sink import InlineSink
 from tests.support.brokers import Mosquitto, amqtt_broker
 from tests.support.publisher import Message, Publisher, demo_registry, devices_of_kind
 
@@ -352,9 +353,8 @@ def gateways(registry: Registry, log_path: Path) -> Iterator[Callable[..., Gatew
 
     def start(url: str, *, path: Path | None = None, **config: Any) -> Gateway:
         event_log = SqliteEventLog(path or log_path)
-        gateway = Gateway(
-            event_log, Pipeline(registry.index(), SALT.encode()), GatewayConfig(url=url, **config)
-        )
+        sink = InlineSink(Pipeline(registry.index(), SALT.encode()), event_log)
+        gateway = Gateway(sink, GatewayConfig(url=url, **config))
         running.append((gateway, event_log))
         gateway.start()
         return gateway

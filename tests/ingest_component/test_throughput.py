@@ -13,23 +13,28 @@ from tests.support.brokers import Mosquitto
 from tests.support.publisher import Publisher, water_readings
 
 
-def test_10000_readings_of_500_devices_over_mosquitto_mqtt5_land_once_in_order(
-    mosquitto: Mosquitto,
+def _stream_once_in_order(
+    host: str,
+    port: int,
+    url: str,
+    protocol: str,
+    devices: list[DeviceRef],
     gateways: Callable[..., Gateway],
     publishers: Callable[..., Publisher],
-    water_meters: list[DeviceRef],
     watcher: LogWatcher,
     prober: Prober,
-) -> None:
-    gateway = gateways(mosquitto.url, client_id="ingest-tp5", protocol="5")
+) -> float:
+    """Publish 20 readings per device; check the log holds each exactly once, in order."""
+    tag = protocol.replace(".", "")
+    gateway = gateways(url, client_id=f"ingest-tp{tag}", protocol=protocol)
     assert gateway.wait_connected(10)
     publisher = publishers(
-        mosquitto.host, mosquitto.port, client_id="dev-tp5", protocol="5", max_inflight=500
+        host, port, client_id=f"dev-tp{tag}", protocol=protocol, max_inflight=len(devices)
     )
     prober.until_logged(publisher, watcher, check=gateway.raise_if_failed)
 
-    messages = water_readings(water_meters[:500], per_device=20)
-    assert len(messages) == 10_000
+    messages = water_readings(devices, per_device=20)
+    assert len(messages) == 20 * len(devices)
     started = time.monotonic()
     publisher.publish(messages)
     publisher.wait_all_acked(timeout=60)
@@ -40,6 +45,21 @@ def test_10000_readings_of_500_devices_over_mosquitto_mqtt5_land_once_in_order(
 
     check_exactly_once(watcher.readings, messages)
     assert not watcher.rejected, [r.payload["reason"] for r in watcher.rejected[:5]]
+    return elapsed
+
+
+def test_10000_readings_of_500_devices_over_mosquitto_mqtt5_land_once_in_order(
+    mosquitto: Mosquitto,
+    gateways: Callable[..., Gateway],
+    publishers: Callable[..., Publisher],
+    water_meters: list[DeviceRef],
+    watcher: LogWatcher,
+    prober: Prober,
+) -> None:
+    elapsed = _stream_once_in_order(
+        mosquitto.host, mosquitto.port, mosquitto.url, "5",
+        water_meters[:500], gateways, publishers, watcher, prober,
+    )  # fmt: skip
     assert {r.kind for r in watcher.readings} == {"water_meter.register", "energy_meter.register"}
     print(f"10,000 readings through Mosquitto (MQTT 5) into the log in {elapsed:.1f} s")
 
@@ -52,23 +72,8 @@ def test_2000_readings_of_100_devices_over_amqtt_mqtt311_land_once_in_order(
     watcher: LogWatcher,
     prober: Prober,
 ) -> None:
-    gateway = gateways(amqtt.url, client_id="ingest-tp311", protocol="3.1.1")
-    assert gateway.wait_connected(10)
-    publisher = publishers(
-        amqtt.host, amqtt.port, client_id="dev-tp311", protocol="3.1.1", max_inflight=100
-    )
-    prober.until_logged(publisher, watcher, check=gateway.raise_if_failed)
-
-    messages = water_readings(water_meters[:100], per_device=20)
-    assert len(messages) == 2_000
-    started = time.monotonic()
-    publisher.publish(messages)
-    publisher.wait_all_acked(timeout=60)
-    watcher.wait_for(messages, 60, check=gateway.raise_if_failed)
-    elapsed = time.monotonic() - started
-    gateway.stop()
-    watcher.poll()
-
-    check_exactly_once(watcher.readings, messages)
-    assert not watcher.rejected
+    elapsed = _stream_once_in_order(
+        amqtt.host, amqtt.port, amqtt.url, "3.1.1",
+        water_meters[:100], gateways, publishers, watcher, prober,
+    )  # fmt: skip
     print(f"2,000 readings through amqtt (MQTT 3.1.1) into the log in {elapsed:.1f} s")
