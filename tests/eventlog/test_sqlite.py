@@ -346,3 +346,34 @@ def test_corrupt_pages_raise_log_error(path: Path) -> None:
     path.write_bytes(bytes(data))
     with pytest.raises(LogError, match="corrupt"), SqliteEventLog(path) as log:  # not sqlite3's
         list(log.iterate(Stream.READINGS))
+
+
+_OPEN_AND_APPEND = """
+import sys
+from datetime import UTC, datetime
+from eventlog.envelope import Envelope, deterministic_id
+from eventlog.sqlite import SqliteEventLog
+now = datetime.now(UTC)
+with SqliteEventLog(sys.argv[1]) as log:
+    log.append("readings", [Envelope(id=deterministic_id("t", sys.argv[2]), kind="t",
+               occurred_at=now, received_at=now)])
+"""
+
+
+def test_processes_opening_a_new_file_at_once_all_succeed(tmp_path: Path) -> None:
+    """Replicas started together on an empty data dir race to create the schema."""
+    for attempt in range(8):
+        path = tmp_path / f"race-{attempt}.db"
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", _OPEN_AND_APPEND, str(path), str(n)],
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for n in range(4)
+        ]
+        errors = [p.communicate(timeout=60)[1] for p in procs]
+        assert all(p.returncode == 0 for p in procs), errors
+        with SqliteEventLog(path) as log:
+            assert len(list(log.iterate("readings"))) == 4
