@@ -1,0 +1,1363 @@
+"""Rules: versioned detector thresholds per device profile, overridable per estate or device.
+
+A rule file (YAML) names its ``version`` (text, e.g. ``"2026.11.1"``) and gives
+detector parameters per device kind or profile, per estate and per device::
+
+    version: "2026.11.1"
+    profiles:                       # device kinds and profile names
+      waste_bin: {bin_overflow: {high_pct: 90, low_pct: 30, persist_min: 30}}
+      water_master: {water_burst: {flow_l_min: 300}}
+    estates:
+      lvcheng: {profiles: {waste_bin: {bin_overflow: {high_pct: 85}}}}
+    devices:
+      lvcheng/bin-01: {bin_overflow: {persist_min: 60}}
+
+Precedence, most specific first: device > estate+profile > estate+kind > profile
+> kind > the built-in defaults of the detector's model below. Parameters merge one
+by one, so an override names only what it changes.
+
+* :func:`load_rules` reads one file, a folder of files, or (``None``) the shipped
+  ``processors/rulesets/default.yaml``, and raises :class:`RuleError` listing every
+  problem as ``file:line: path: message``. Every combination an override can take
+  part in is validated at load time, so resolution never fails later.
+* :meth:`RuleSet.for_device` gives a device's :class:`ResolvedRules`: one frozen
+  model per detector and ``rule_version`` (``"2026.11.1"``,
+  ``"2026.11.1+estate:lvcheng"`` or ``"2026.11.1+device:lvcheng/bin-01"``), the
+  label events record. Resolution is cached per device: O(1) after the first call.
+* :func:`check_rules` is ``estate rules check FILE``: load and summarise.
+
+The only I/O here is reading the rule files in :func:`load_rules`. See ``docs/rules.md``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import time
+from enum import IntEnum
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Protocol
+
+import yaml
+from annotated_types import Ge, Gt, Le, Lt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
+
+from devices.catalogue import DeviceKind
+from devices.profiles import BUILTIN_PROFILES, Profile
+from devices.registry import Problem
+
+__all__ = [
+    "DEFAULT_RULES_PATH",
+    "DETECTORS",
+    "BinFillForecastRule",
+    "BinFireRiskRule",
+    "BinNotEmptiedRule",
+    "BinOverflowRule",
+    "BinStuckSensorRule",
+    "ClockSkewRule",
+    "DetectorRule",
+    "DeviceLike",
+    "DeviceOfflineRule",
+    "LowBatteryRule",
+    "Problem",
+    "ResolvedRules",
+    "RuleError",
+    "RuleSet",
+    "WaterBackflowRule",
+    "WaterBalanceRule",
+    "WaterBurstRule",
+    "WaterContinuousFlowRule",
+    "WaterNightFlowRule",
+    "WaterNoUseRule",
+    "check_rules",
+    "load_rules",
+    "parameter_rows",
+    "parameter_table",
+    "rule_files",
+    "unit_of",
+]
+
+#: The rule file shipped with the package (used when no path is given).
+DEFAULT_RULES_PATH = Path(__file__).with_name("rulesets") / "default.yaml"
+
+#: A path into the rule data: mapping keys.
+Loc = tuple[str | int, ...]
+
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
+_IDENT = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+_HHMM = re.compile(r"^\s*([0-9]{1,2}):([0-9]{2})\s*$")
+
+
+# --- parameter types -------------------------------------------------------------------------
+
+
+def _local_time(value: object) -> object:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, str):
+        match = _HHMM.match(value)
+        if match is not None and int(match[1]) < 24 and int(match[2]) < 60:
+            return time(int(match[1]), int(match[2]))
+    raise ValueError(f'must be an estate-local time "HH:MM" from 00:00 to 23:59, got {value!r}')
+
+
+#: An estate-local time of day, written ``"HH:MM"`` (the estate's timezone comes from the
+#: registry). Plain ``22:00`` in a rule file is read as text, not as YAML 1.1 base-60.
+LocalTime = Annotated[time, BeforeValidator(_local_time)]
+
+
+class DetectorRule(BaseModel):
+    """Parameters of one detector. Units are in the field names; every detector can be disabled."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
+
+    #: The detector's name in rule files.
+    detector: ClassVar[str] = ""
+    #: The device kinds the detector watches; empty: every kind.
+    kinds: ClassVar[frozenset[DeviceKind]] = frozenset()
+    #: One line: what the detector raises.
+    summary: ClassVar[str] = ""
+
+    enabled: bool = Field(default=True, description="run this detector for the device")
+
+    @classmethod
+    def applies_to(cls, kind: str | None) -> bool:
+        return not cls.kinds or kind in cls.kinds
+
+
+_BIN = frozenset({DeviceKind.WASTE_BIN})
+_WATER = frozenset({DeviceKind.WATER_METER})
+
+
+# --- waste -----------------------------------------------------------------------------------
+
+
+class BinOverflowRule(DetectorRule):
+    detector: ClassVar[str] = "bin_overflow"
+    kinds: ClassVar[frozenset[DeviceKind]] = _BIN
+    summary: ClassVar[str] = "a bin is full: fill ≥ high_pct for persist_min; clears below low_pct"
+
+    high_pct: float = Field(default=90.0, ge=1, le=100, description="fill level that is full")
+    low_pct: float = Field(
+        default=30.0, ge=0, le=99, description="fill level below which the alarm clears (emptied)"
+    )
+    persist_min: float = Field(
+        default=30.0, ge=0, le=1440, description="how long fill stays ≥ high_pct before raising"
+    )
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> BinOverflowRule:
+        if self.low_pct >= self.high_pct:
+            raise ValueError(
+                f"low_pct ({self.low_pct:g}) must be below high_pct ({self.high_pct:g}); "
+                "the alarm clears below low_pct"
+            )
+        return self
+
+
+class BinNotEmptiedRule(DetectorRule):
+    detector: ClassVar[str] = "bin_not_emptied"
+    kinds: ClassVar[frozenset[DeviceKind]] = _BIN
+    summary: ClassVar[str] = "a full bin was not emptied within sla_h of becoming full"
+
+    sla_h: float = Field(
+        default=12.0,
+        ge=0.5,
+        le=336,
+        description="hours from full (bin_overflow raised) to emptied (below its low_pct)",
+    )
+
+
+class BinFillForecastRule(DetectorRule):
+    detector: ClassVar[str] = "bin_fill_forecast"
+    kinds: ClassVar[frozenset[DeviceKind]] = _BIN
+    summary: ClassVar[str] = "a bin is forecast to reach bin_overflow.high_pct within horizon_h"
+
+    horizon_h: float = Field(
+        default=24.0, ge=1, le=168, description="warn when time-to-full is below this"
+    )
+    window_h: float = Field(
+        default=24.0, ge=1, le=336, description="history since the last emptying used for the rate"
+    )
+    min_readings: int = Field(
+        default=4, ge=2, le=1000, description="readings in the window needed for a forecast"
+    )
+    min_rate_pct_h: float = Field(
+        default=0.5, ge=0, le=100, description="fill rates below this are 'not filling'"
+    )
+
+
+class BinFireRiskRule(DetectorRule):
+    detector: ClassVar[str] = "bin_fire_risk"
+    kinds: ClassVar[frozenset[DeviceKind]] = _BIN
+    summary: ClassVar[str] = "fire risk: temperature ≥ temp_c, or rising ≥ rise_c_per_10min"
+
+    temp_c: float = Field(
+        default=60.0, ge=20, le=200, description="bin temperature that is a fire risk"
+    )
+    rise_c_per_10min: float = Field(
+        default=10.0,
+        gt=0,
+        le=100,
+        description="temperature rise between readings, scaled to 10 minutes",
+    )
+
+
+class BinStuckSensorRule(DetectorRule):
+    detector: ClassVar[str] = "bin_stuck_sensor"
+    kinds: ClassVar[frozenset[DeviceKind]] = _BIN
+    summary: ClassVar[str] = "a fill sensor reports the same level (± tolerance_pct) for stuck_h"
+
+    stuck_h: float = Field(
+        default=48.0, ge=1, le=720, description="hours of unchanged fill that mean a stuck sensor"
+    )
+    tolerance_pct: float = Field(
+        default=0.5, ge=0, le=10, description="changes this small count as unchanged"
+    )
+
+
+# --- water -----------------------------------------------------------------------------------
+
+
+class WaterNightFlowRule(DetectorRule):
+    detector: ClassVar[str] = "water_night_flow"
+    kinds: ClassVar[frozenset[DeviceKind]] = _WATER
+    summary: ClassVar[str] = (
+        "leak suspected: the minimum hourly flow in the night window ≥ min_flow_l_h, "
+        "nights nights in a row"
+    )
+
+    night_start: LocalTime = Field(
+        default=time(2, 0), description="start of the night window, estate-local"
+    )
+    night_end: LocalTime = Field(
+        default=time(5, 0), description="end of the night window, estate-local"
+    )
+    min_flow_l_h: float = Field(
+        default=3.0, gt=0, le=10000, description="night minimum flow that counts as a leak"
+    )
+    nights: int = Field(default=3, ge=1, le=30, description="consecutive nights needed to raise")
+
+    @property
+    def window_h(self) -> float:
+        """Length of the night window in hours (it may span midnight)."""
+        start = self.night_start.hour * 60 + self.night_start.minute
+        end = self.night_end.hour * 60 + self.night_end.minute
+        return ((end - start) % 1440) / 60
+
+    @model_validator(mode="after")
+    def _window(self) -> WaterNightFlowRule:
+        if not 1 <= self.window_h <= 12:
+            raise ValueError(
+                f"the night window {self.night_start:%H:%M}-{self.night_end:%H:%M} lasts "
+                f"{self.window_h:g} h; it must last from 1 to 12 hours (it may span midnight)"
+            )
+        return self
+
+
+class WaterContinuousFlowRule(DetectorRule):
+    detector: ClassVar[str] = "water_continuous_flow"
+    kinds: ClassVar[frozenset[DeviceKind]] = _WATER
+    summary: ClassVar[str] = "water flowed every hour (≥ min_flow_l_h) for hours hours"
+
+    hours: float = Field(
+        default=24.0, ge=1, le=720, description="uninterrupted flow this long raises"
+    )
+    min_flow_l_h: float = Field(
+        default=1.0, gt=0, le=10000, description="an hour with at least this much counts as flowing"
+    )
+
+
+class WaterBurstRule(DetectorRule):
+    detector: ClassVar[str] = "water_burst"
+    kinds: ClassVar[frozenset[DeviceKind]] = _WATER
+    summary: ClassVar[str] = "burst suspected: flow ≥ flow_l_min for minutes"
+
+    flow_l_min: float = Field(default=30.0, gt=0, le=10000, description="burst flow")
+    minutes: float = Field(
+        default=10.0, ge=1, le=1440, description="how long the flow must last to raise"
+    )
+
+
+class WaterBackflowRule(DetectorRule):
+    detector: ClassVar[str] = "water_backflow"
+    kinds: ClassVar[frozenset[DeviceKind]] = _WATER
+    summary: ClassVar[str] = (
+        "backflow: reverse flow ≥ min_flow_l_min for persist_min, or the register ran back"
+    )
+
+    min_flow_l_min: float = Field(
+        default=0.5, gt=0, le=1000, description="reverse flow (magnitude) that counts"
+    )
+    persist_min: float = Field(
+        default=5.0, ge=0, le=1440, description="how long the reverse flow must last to raise"
+    )
+    register_drop_l: float = Field(
+        default=1.0, gt=0, le=1e6, description="a register decrease larger than this raises"
+    )
+
+
+class WaterBalanceRule(DetectorRule):
+    detector: ClassVar[str] = "water_balance"
+    kinds: ClassVar[frozenset[DeviceKind]] = _WATER
+    summary: ClassVar[str] = (
+        "master meter vs the sum of its sub-meters: loss ≥ loss_pct in windows windows in a row"
+    )
+
+    loss_pct: float = Field(
+        default=10.0, gt=0, le=100, description="(master - sum of sub-meters) / master"
+    )
+    window_h: float = Field(default=24.0, ge=1, le=744, description="comparison window")
+    min_volume_m3: float = Field(
+        default=1.0, ge=0, le=1e6, description="windows where the master used less are skipped"
+    )
+    windows: int = Field(default=2, ge=1, le=30, description="consecutive windows needed to raise")
+
+
+class WaterNoUseRule(DetectorRule):
+    detector: ClassVar[str] = "water_no_use"
+    kinds: ClassVar[frozenset[DeviceKind]] = _WATER
+    summary: ClassVar[str] = (
+        "welfare check for meters tagged elderly_alone: less than min_use_l in hours hours"
+    )
+
+    hours: float = Field(
+        default=12.0, ge=1, le=168, description="the silence that asks for a check"
+    )
+    min_use_l: float = Field(
+        default=10.0, ge=0, le=1000, description="using less than this in the period is 'no use'"
+    )
+
+
+# --- device health (every kind) ---------------------------------------------------------------
+
+
+class DeviceOfflineRule(DetectorRule):
+    detector: ClassVar[str] = "device_offline"
+    summary: ClassVar[str] = (
+        "offline: nothing heard for intervals × the profile's reporting interval"
+    )
+
+    intervals: float = Field(
+        default=3.0, ge=1, le=100, description="multiple of the profile's reporting_interval_s"
+    )
+
+    def after_s(self, reporting_interval_s: float) -> float:
+        """Seconds of silence after which a device reporting every ``reporting_interval_s``
+        is offline."""
+        return self.intervals * reporting_interval_s
+
+
+class LowBatteryRule(DetectorRule):
+    detector: ClassVar[str] = "low_battery"
+    summary: ClassVar[str] = "battery ≤ low_pct; clears at ≥ clear_pct (a replaced battery)"
+
+    low_pct: float = Field(default=20.0, ge=1, le=99, description="battery level that raises")
+    clear_pct: float = Field(default=30.0, ge=2, le=100, description="battery level that clears")
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> LowBatteryRule:
+        if self.clear_pct <= self.low_pct:
+            raise ValueError(
+                f"clear_pct ({self.clear_pct:g}) must be above low_pct ({self.low_pct:g}); "
+                "the alarm clears at clear_pct"
+            )
+        return self
+
+
+class ClockSkewRule(DetectorRule):
+    detector: ClassVar[str] = "clock_skew"
+    summary: ClassVar[str] = "device time differs from receive time by > max_skew_s, readings times"
+
+    max_skew_s: float = Field(
+        default=300.0,
+        ge=1,
+        le=86400,
+        description="difference between device time and receive time that counts",
+    )
+    readings: int = Field(
+        default=3, ge=1, le=100, description="consecutive skewed readings needed to raise"
+    )
+
+
+#: Detector name → its rule model, in documentation order.
+DETECTORS: dict[str, type[DetectorRule]] = {
+    cls.detector: cls
+    for cls in (
+        BinOverflowRule,
+        BinNotEmptiedRule,
+        BinFillForecastRule,
+        BinFireRiskRule,
+        BinStuckSensorRule,
+        WaterNightFlowRule,
+        WaterContinuousFlowRule,
+        WaterBurstRule,
+        WaterBackflowRule,
+        WaterBalanceRule,
+        WaterNoUseRule,
+        DeviceOfflineRule,
+        LowBatteryRule,
+        ClockSkewRule,
+    )
+}
+
+_DEFAULTS: dict[str, DetectorRule] = {
+    name: cls.model_validate({}) for name, cls in DETECTORS.items()
+}
+
+
+# --- resolved rules --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedRules:
+    """One device's rules: a frozen model per detector, and the version label events record.
+
+    ``rule_version`` is the file version, plus ``+estate:<estate>`` when an estate
+    override applies to any detector of the device, or ``+device:<estate>/<device>``
+    when a device override does. :meth:`version_of` gives the same label for one
+    detector; an event of that detector should record it.
+    """
+
+    rule_version: str
+    bin_overflow: BinOverflowRule
+    bin_not_emptied: BinNotEmptiedRule
+    bin_fill_forecast: BinFillForecastRule
+    bin_fire_risk: BinFireRiskRule
+    bin_stuck_sensor: BinStuckSensorRule
+    water_night_flow: WaterNightFlowRule
+    water_continuous_flow: WaterContinuousFlowRule
+    water_burst: WaterBurstRule
+    water_backflow: WaterBackflowRule
+    water_balance: WaterBalanceRule
+    water_no_use: WaterNoUseRule
+    device_offline: DeviceOfflineRule
+    low_battery: LowBatteryRule
+    clock_skew: ClockSkewRule
+    #: (detector, version label) for every detector, in :data:`DETECTORS` order.
+    versions: tuple[tuple[str, str], ...]
+
+    def get(self, detector: str) -> DetectorRule:
+        """The rule of ``detector`` by name (``KeyError`` for an unknown name)."""
+        if detector not in DETECTORS:
+            raise KeyError(f"no detector {detector!r}; known: {', '.join(DETECTORS)}")
+        rule: DetectorRule = getattr(self, detector)
+        return rule
+
+    def version_of(self, detector: str) -> str:
+        """The version label of the rule that ``detector`` uses for this device."""
+        for name, version in self.versions:
+            if name == detector:
+                return version
+        raise KeyError(f"no detector {detector!r}; known: {', '.join(DETECTORS)}")
+
+
+assert [f.name for f in fields(ResolvedRules)][1:-1] == list(DETECTORS)
+
+
+class DeviceLike(Protocol):
+    """What resolution needs of a device; :class:`devices.registry.DeviceRef` fits."""
+
+    @property
+    def estate(self) -> str: ...
+
+    @property
+    def device(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def profile(self) -> Profile | str: ...
+
+
+# --- rule sections and resolution (pure) ------------------------------------------------------
+
+
+class _Level(IntEnum):
+    KIND = 1
+    PROFILE = 2
+    ESTATE_KIND = 3
+    ESTATE_PROFILE = 4
+    DEVICE = 5
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Section:
+    """One detector's parameters at one level of one file."""
+
+    file: str
+    line: int | None
+    loc: Loc  # to the detector key
+    level: _Level
+    detector: str
+    params: Mapping[str, Any]
+
+
+_Table = dict[Any, dict[str, _Section]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Tables:
+    kind: _Table  # kind → detector → section
+    profile: _Table  # profile → ...
+    estate_kind: _Table  # (estate, kind) → ...
+    estate_profile: _Table  # (estate, profile) → ...
+    device: _Table  # (estate, device) → ...
+
+    def table(self, level: _Level) -> _Table:
+        return (self.kind, self.profile, self.estate_kind, self.estate_profile, self.device)[
+            level - 1
+        ]
+
+    def estates(self) -> set[str]:
+        return (
+            {e for e, _ in self.estate_kind}
+            | {e for e, _ in self.estate_profile}
+            | {e for e, _ in self.device}
+        )
+
+    def chain(
+        self,
+        detector: str,
+        estate: str | None,
+        device: str | None,
+        kind: str | None,
+        profile: str | None,
+    ) -> list[_Section]:
+        """The sections that set ``detector`` for this device, least specific first."""
+        if not DETECTORS[detector].applies_to(kind):
+            return []
+        keys: tuple[tuple[_Table, Any], ...] = (
+            (self.kind, kind),
+            (self.profile, profile),
+            (self.estate_kind, None if estate is None or kind is None else (estate, kind)),
+            (
+                self.estate_profile,
+                None if estate is None or profile is None else (estate, profile),
+            ),
+            (self.device, None if estate is None or device is None else (estate, device)),
+        )
+        out: list[_Section] = []
+        for table, key in keys:
+            if key is not None:
+                section = table.get(key, {}).get(detector)
+                if section is not None:
+                    out.append(section)
+        return out
+
+
+def _label(version: str, level: _Level | None, estate: str | None, device: str | None) -> str:
+    if level is _Level.DEVICE:
+        return f"{version}+device:{estate}/{device}"
+    if level in (_Level.ESTATE_KIND, _Level.ESTATE_PROFILE):
+        return f"{version}+estate:{estate}"
+    return version
+
+
+def _merged(chain: Sequence[_Section]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for section in chain:
+        params.update(section.params)
+    return params
+
+
+class RuleSet:
+    """Loaded rules (immutable). Build with :func:`load_rules`; share freely.
+
+    :meth:`for_device` / :meth:`resolve` are pure functions of the loaded files and the
+    device's identity; their results are cached per device, so that detectors may call
+    them per reading.
+    """
+
+    __slots__ = ("_base", "_cache", "_estates", "_files", "_tables", "_version")
+
+    def __init__(self, version: str, files: Sequence[str], tables: _Tables) -> None:
+        self._version = version
+        self._files = tuple(files)
+        self._tables = tables
+        self._estates = frozenset(tables.estates())
+        self._base: dict[tuple[str | None, str | None, str | None], ResolvedRules] = {}
+        self._cache: dict[tuple[str, str, str | None, str | None], ResolvedRules] = {}
+
+    @property
+    def version(self) -> str:
+        """The rule files' ``version``."""
+        return self._version
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The files the rules were read from."""
+        return self._files
+
+    def __repr__(self) -> str:
+        return f"RuleSet(version={self._version!r}, files={list(self._files)!r})"
+
+    def for_device(self, ref: DeviceLike) -> ResolvedRules:
+        """The rules of a registered device (a :class:`devices.registry.DeviceRef` or alike)."""
+        profile = ref.profile
+        name = profile if isinstance(profile, str) else profile.name
+        return self.resolve(ref.estate, ref.device, ref.kind, name)
+
+    def resolve(
+        self, estate: str, device: str, kind: str | None, profile: str | None = None
+    ) -> ResolvedRules:
+        """The rules of device ``device`` of ``estate`` with this kind and profile name.
+
+        A profile that is not a built-in profile of ``kind`` is ignored (kind rules apply).
+        """
+        key = (estate, device, kind, profile)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._compute(estate, device, kind, profile)
+            self._cache[key] = found
+        return found
+
+    def _compute(
+        self, estate: str, device: str, kind: str | None, profile: str | None
+    ) -> ResolvedRules:
+        spec = BUILTIN_PROFILES.get(profile) if profile is not None else None
+        if kind is not None and kind not in _KIND_VALUES:
+            kind = None
+        if spec is None or spec.kind != kind:
+            profile = None
+        if (estate, device) in self._tables.device:
+            return _resolve(self._tables, self._version, estate, device, kind, profile)
+        base_estate = estate if estate in self._estates else None
+        base_key = (base_estate, kind, profile)
+        base = self._base.get(base_key)
+        if base is None:
+            base = _resolve(self._tables, self._version, base_estate, None, kind, profile)
+            self._base[base_key] = base
+        return base
+
+    def summary(self) -> str:
+        """What the rules hold, for ``estate rules check``."""
+        t = self._tables
+        count = sum(len(d) for level in _Level for d in t.table(level).values())
+        lines = [
+            f"rules OK: version {self._version}, {len(self._files)} file(s), "
+            f"{count} detector section(s), {len(DETECTORS)} detectors known"
+        ]
+
+        def names(sections: Mapping[str, _Section]) -> str:
+            return ", ".join(sections)
+
+        for kind, sections in t.kind.items():
+            lines.append(f"  kind {kind}: {names(sections)}")
+        for profile, sections in t.profile.items():
+            lines.append(f"  profile {profile}: {names(sections)}")
+        for (estate, kind), sections in t.estate_kind.items():
+            lines.append(f"  estate {estate} kind {kind}: {names(sections)}")
+        for (estate, profile), sections in t.estate_profile.items():
+            lines.append(f"  estate {estate} profile {profile}: {names(sections)}")
+        for (estate, device), sections in t.device.items():
+            lines.append(f"  device {estate}/{device}: {names(sections)}")
+        return "\n".join(lines)
+
+
+_KIND_VALUES = frozenset(k.value for k in DeviceKind)
+
+
+def _resolve(
+    tables: _Tables,
+    version: str,
+    estate: str | None,
+    device: str | None,
+    kind: str | None,
+    profile: str | None,
+) -> ResolvedRules:
+    rules: dict[str, Any] = {}
+    versions: list[tuple[str, str]] = []
+    top: _Level | None = None
+    for name, cls in DETECTORS.items():
+        chain = tables.chain(name, estate, device, kind, profile)
+        if not chain:
+            rules[name] = _DEFAULTS[name]
+            versions.append((name, version))
+            continue
+        rules[name] = cls.model_validate(_merged(chain))
+        level = chain[-1].level
+        versions.append((name, _label(version, level, estate, device)))
+        top = level if top is None else max(top, level)
+    return ResolvedRules(
+        rule_version=_label(version, top, estate, device), versions=tuple(versions), **rules
+    )
+
+
+# --- problems --------------------------------------------------------------------------------
+
+
+class RuleError(Exception):
+    """The rules cannot be used; ``problems`` says every reason, ``str()`` one per line."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems: list[Problem] = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def _format_loc(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _show(value: object, limit: int = 60) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "nothing"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _Lines:
+    """The 1-based line of every key path of one composed YAML document (built once).
+
+    A path that is not in the document gets the line of its deepest existing prefix.
+    """
+
+    def __init__(self, root: yaml.Node) -> None:
+        self._index: dict[Loc, int] = {(): root.start_mark.line + 1}
+        seen: set[int] = set()
+        stack: list[tuple[yaml.Node, Loc]] = [(root, ())]
+        while stack:
+            node, loc = stack.pop()
+            if id(node) in seen:  # an alias (possibly recursive)
+                continue
+            seen.add(id(node))
+            if isinstance(node, yaml.MappingNode):
+                for key, value in node.value:
+                    if isinstance(key, yaml.ScalarNode):
+                        here = (*loc, str(key.value))
+                        self._index[here] = key.start_mark.line + 1  # the last duplicate wins
+                        stack.append((value, here))
+            elif isinstance(node, yaml.SequenceNode):
+                for i, child in enumerate(node.value):
+                    here = (*loc, i)
+                    self._index[here] = child.start_mark.line + 1
+                    stack.append((child, here))
+
+    def line(self, loc: Loc) -> int:
+        loc = tuple(loc)
+        while loc not in self._index:
+            loc = loc[:-1]
+        return self._index[loc]
+
+
+def _unknown(what: str, name: object, known: Iterable[str]) -> str:
+    known = list(known)
+    close = difflib.get_close_matches(str(name), known, n=1) if isinstance(name, str) else []
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown {what} {_show(name)}{hint} (known: {', '.join(known)})"
+
+
+_BOUND_TEXT = {
+    "greater_than_equal": ("ge", "at least"),
+    "greater_than": ("gt", "above"),
+    "less_than_equal": ("le", "at most"),
+    "less_than": ("lt", "below"),
+}
+
+
+def _numeric_text(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _message(err: ErrorDetails, cls: type[DetectorRule]) -> str:
+    """A pydantic error of one detector's parameters as a message a person can act on."""
+    loc = tuple(err["loc"])
+    name = str(loc[0]) if loc else cls.detector
+    kind = err["type"]
+    value = err.get("input")
+    ctx = err.get("ctx") or {}
+    unit = unit_of(cls, name) if name in cls.model_fields else ""
+    unit_text = f" ({unit})" if unit else ""
+    if kind == "extra_forbidden":
+        return _unknown(f"parameter of {cls.detector}:", name, cls.model_fields).replace(
+            "(known:", "(parameters:"
+        )
+    if kind == "value_error":
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        return f"{name} {msg}" if loc else msg
+    if kind in _BOUND_TEXT:
+        key, words = _BOUND_TEXT[kind]
+        bound = ctx.get(key)
+        shown = _number(bound) if isinstance(bound, int | float) else _show(bound)
+        return f"{name} must be {words} {shown}{unit_text}, got {_show(value)}"
+    quoted = "; write it without quotes" if _numeric_text(value) else ""
+    if kind in ("float_type", "float_parsing", "finite_number"):
+        return f"{name} must be a number{unit_text}, got {_show(value)}{quoted}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"{name} must be a whole number{unit_text}, got {_show(value)}{quoted}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"{name} must be true or false, got {_show(value)}"
+    msg = str(err["msg"])
+    return f"{name}: {msg[:1].lower()}{msg[1:]} (got {_show(value)})"
+
+
+# --- YAML with line marks ----------------------------------------------------------------------
+
+_BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+class _Loader(_BASE_LOADER):  # type: ignore[misc]
+    """The safe loader, but a plain ``22:00`` is text (a time), not YAML 1.1 base-60 1320."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    key: list(value) for key, value in _BASE_LOADER.yaml_implicit_resolvers.items()
+}
+for _digit in "0123456789":
+    _Loader.yaml_implicit_resolvers[_digit] = [
+        (_STR, re.compile(r"^[0-9]{1,2}:[0-9]{2}$")),
+        *_Loader.yaml_implicit_resolvers.get(_digit, []),
+    ]
+
+
+class _Builder:
+    """Python data from the composed YAML, refusing duplicate keys (PyYAML keeps the last)."""
+
+    def __init__(self, loader: Any, name: str) -> None:
+        self.loader = loader
+        self.name = name
+        self.problems: list[Problem] = []
+
+    def build(self, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.ScalarNode):
+            return node.value if node.tag == _STR else self.loader.construct_object(node, True)
+        if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ:
+            return [self.build(child) for child in node.value]
+        if isinstance(node, yaml.MappingNode) and node.tag == _MAP:
+            return self.mapping(node)
+        return self.loader.construct_object(node, True)
+
+    def mapping(self, node: yaml.MappingNode) -> Any:
+        first: dict[str, int] = {}
+        for key, _ in node.value:
+            if not isinstance(key, yaml.ScalarNode):
+                continue
+            if key.tag == _MERGE:  # `<<: *defaults`: the safe constructor knows the rules
+                return self.loader.construct_object(node, True)
+            line = key.start_mark.line + 1
+            if key.value in first:
+                self.problems.append(
+                    Problem(
+                        self.name,
+                        line,
+                        "",
+                        f"key {key.value!r} appears twice in one mapping (first at line "
+                        f"{first[key.value]}); YAML would silently keep only the last",
+                    )
+                )
+            else:
+                first[key.value] = line
+        out: dict[Any, Any] = {}
+        for key, value in node.value:
+            k = key.value if key.tag == _STR else self.loader.construct_object(key, True)
+            if not isinstance(k, str | int | float | bool | None):
+                raise yaml.MarkedYAMLError(
+                    problem="a mapping key must be text", problem_mark=key.start_mark
+                )
+            out[k] = self.build(value)
+        return out
+
+
+def _yaml_problem(name: str, exc: yaml.MarkedYAMLError) -> Problem:
+    mark = exc.problem_mark or exc.context_mark
+    line = None if mark is None else mark.line + 1
+    message = f"YAML syntax error: {exc.problem or exc}"
+    if exc.context and exc.context_mark is not None:
+        message += f" ({exc.context} started at line {exc.context_mark.line + 1})"
+    return Problem(name, line, "", message)
+
+
+# --- reading one file -----------------------------------------------------------------------
+
+_TOP_KEYS = ("version", "description", "profiles", "estates", "devices")
+_TOP_HINT = 'expected a mapping with version: "YYYY.MM.N" and profiles / estates / devices sections'
+_PROFILE_KEYS = [k.value for k in DeviceKind] + list(BUILTIN_PROFILES)
+
+
+@dataclass
+class _FileRules:
+    file: str
+    version: str
+    version_line: int
+    sections: list[_Section]
+
+
+class _FileReader:
+    """The sections of one parsed rule file; structural and per-section problems."""
+
+    def __init__(self, name: str, root: yaml.Node) -> None:
+        self.name = name
+        self.lines = _Lines(root)
+        self.problems: list[Problem] = []
+        self.sections: list[_Section] = []
+
+    def problem(self, loc: Loc, message: str) -> None:
+        self.problems.append(Problem(self.name, self.lines.line(loc), _format_loc(loc), message))
+
+    def mapping(self, value: object, loc: Loc, what: str) -> dict[Any, Any] | None:
+        if isinstance(value, dict):
+            return value
+        got = "a list" if isinstance(value, list) else _show(value)
+        self.problem(
+            loc, f"{_format_loc(loc) or 'the file'} must be a mapping of {what}, got {got}"
+        )
+        return None
+
+    def read(self, data: dict[Any, Any]) -> _FileRules | None:
+        for key in data:
+            if key not in _TOP_KEYS:
+                self.problem((str(key),), _unknown("top-level key", key, _TOP_KEYS))
+        version = self.version(data)
+        description = data.get("description")
+        if "description" in data and not isinstance(description, str):
+            self.problem(("description",), f"description must be text, got {_show(description)}")
+        if data.get("profiles") is not None:
+            self.profiles(data["profiles"], ("profiles",), None)
+        if data.get("estates") is not None:
+            self.estates(data["estates"])
+        if data.get("devices") is not None:
+            self.devices(data["devices"])
+        if version is None or self.problems:
+            return None
+        return _FileRules(self.name, version, self.lines.line(("version",)), self.sections)
+
+    def version(self, data: Mapping[Any, Any]) -> str | None:
+        if "version" not in data:
+            self.problem((), "missing required field 'version' (text, e.g. version: \"2026.11.1\")")
+            return None
+        value = data["version"]
+        if not isinstance(value, str):
+            self.problem(
+                ("version",),
+                f"version must be text, got {_show(value)}; quote it, e.g. "
+                f'version: "{"" if value is None else value}"',
+            )
+            return None
+        if not _VERSION.match(value):
+            self.problem(
+                ("version",),
+                f"version {value!r} must be 1-64 characters of letters, digits, '.', '_' and "
+                "'-', starting with a letter or digit (no '+': it separates override labels)",
+            )
+            return None
+        return value
+
+    def profiles(self, value: object, loc: Loc, estate: str | None) -> None:
+        entries = self.mapping(value, loc, "device kinds or profile names to detectors")
+        for key, detectors in (entries or {}).items():
+            here = (*loc, str(key))
+            if key in _KIND_VALUES:
+                kind = str(key)
+                level = _Level.KIND if estate is None else _Level.ESTATE_KIND
+            elif key in BUILTIN_PROFILES:
+                kind = BUILTIN_PROFILES[key].kind.value
+                level = _Level.PROFILE if estate is None else _Level.ESTATE_PROFILE
+            else:
+                self.problem(here, _unknown("device kind or profile", key, _PROFILE_KEYS))
+                continue
+            self.detectors(detectors, here, level, kind, str(key))
+
+    def estates(self, value: object) -> None:
+        entries = self.mapping(value, ("estates",), "estate ids to overrides")
+        for key, body in (entries or {}).items():
+            here: Loc = ("estates", str(key))
+            if not isinstance(key, str) or not _IDENT.match(key):
+                self.problem(
+                    here,
+                    f"estate id {_show(key)} must be 1-64 characters of letters, digits, "
+                    "'_', '-' and '.'",
+                )
+                continue
+            parts = self.mapping(body, here, "'profiles' to overrides")
+            for sub in parts or {}:
+                if sub != "profiles":
+                    self.problem((*here, str(sub)), _unknown("estate key", sub, ["profiles"]))
+            if parts is not None and parts.get("profiles") is not None:
+                self.profiles(parts["profiles"], (*here, "profiles"), key)
+
+    def devices(self, value: object) -> None:
+        entries = self.mapping(value, ("devices",), '"estate/device" keys to detectors')
+        for key, detectors in (entries or {}).items():
+            here: Loc = ("devices", str(key))
+            estate, _, device = str(key).partition("/") if isinstance(key, str) else ("", "", "")
+            if not (_IDENT.match(estate) and _IDENT.match(device)):
+                self.problem(
+                    here,
+                    f'device key {_show(key)} must be "<estate id>/<device id>", e.g. '
+                    '"lvcheng/bin-01"',
+                )
+                continue
+            self.detectors(detectors, here, _Level.DEVICE, None, str(key))
+
+    def detectors(
+        self, value: object, loc: Loc, level: _Level, kind: str | None, scope: str
+    ) -> None:
+        entries = self.mapping(value, loc, "detectors to parameters")
+        if entries is None:
+            return
+        families: dict[frozenset[DeviceKind], str] = {}
+        for name, params in entries.items():
+            here = (*loc, str(name))
+            cls = DETECTORS.get(name) if isinstance(name, str) else None
+            if cls is None:
+                self.problem(here, _unknown("detector", name, DETECTORS))
+                continue
+            if kind is not None and not cls.applies_to(kind):
+                watched = ", ".join(sorted(k.value for k in cls.kinds))
+                self.problem(
+                    here,
+                    f"detector {name} watches {watched} devices; it does not apply to "
+                    f"{scope} ({kind})",
+                )
+                continue
+            if level is _Level.DEVICE and cls.kinds:
+                for other_kinds, other in families.items():
+                    if not other_kinds & cls.kinds:
+                        self.problem(
+                            here,
+                            f"detector {name} watches "
+                            f"{', '.join(sorted(cls.kinds))} devices but {other} watches "
+                            f"{', '.join(sorted(other_kinds))}; a device has one kind",
+                        )
+                        break
+                else:
+                    families.setdefault(cls.kinds, name)
+            if params is None:
+                self.problem(
+                    here,
+                    f"{name} is empty; give its parameters (e.g. {name}: "
+                    f"{{enabled: true}}) or remove it",
+                )
+                continue
+            body = self.mapping(params, here, "parameters to values")
+            if body is None:
+                continue
+            bad_keys = [k for k in body if not isinstance(k, str)]
+            for k in bad_keys:
+                self.problem(
+                    (*here, str(k)), _unknown(f"parameter of {name}:", k, cls.model_fields)
+                )
+            if bad_keys:
+                continue
+            try:
+                cls.model_validate(body)
+            except ValidationError as exc:
+                found = [e for e in exc.errors(include_url=False) if e["loc"]]
+                for err in found:
+                    self.problem((*here, *err["loc"]), _message(err, cls))
+                if found:
+                    continue
+                # cross-parameter checks are judged on the merged chains (see _check_chains)
+            self.sections.append(
+                _Section(self.name, self.lines.line(here), here, level, name, dict(body))
+            )
+
+
+def _read_file(path: Path) -> tuple[_FileRules | None, list[Problem]]:
+    name = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return None, [Problem(name, None, "", f"cannot read the file: {exc.strerror or exc}")]
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return None, [Problem(name, line, "", "the file is not UTF-8 text")]
+    loader = _Loader(text)
+    try:
+        root: yaml.Node | None = loader.get_single_node()
+        if root is None:
+            return None, [Problem(name, 1, "", f"the file is empty; {_TOP_HINT}")]
+        builder = _Builder(loader, name)
+        data = builder.build(root)
+        if builder.problems:
+            return None, builder.problems
+    except yaml.MarkedYAMLError as exc:
+        return None, [_yaml_problem(name, exc)]
+    except yaml.YAMLError as exc:
+        return None, [Problem(name, None, "", f"YAML error: {exc}")]
+    except RecursionError:
+        return None, [Problem(name, None, "", "the YAML nests too deeply (recursive alias?)")]
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        got = "a list" if isinstance(data, list) else _show(data)
+        return None, [Problem(name, root.start_mark.line + 1, "", f"{_TOP_HINT}, got {got}")]
+    reader = _FileReader(name, root)
+    rules = reader.read(data)
+    return rules, reader.problems
+
+
+# --- combining files and checking every chain -------------------------------------------------
+
+
+def _scope_key(section: _Section) -> Any:
+    """The table key of a section (from its location)."""
+    loc = section.loc
+    if section.level in (_Level.KIND, _Level.PROFILE):
+        return loc[1]
+    if section.level in (_Level.ESTATE_KIND, _Level.ESTATE_PROFILE):
+        return (loc[1], loc[3])
+    estate, _, device = str(loc[1]).partition("/")
+    return (estate, device)
+
+
+def _where(section: _Section, here: str) -> str:
+    if section.file == here:
+        return f"line {section.line}"
+    return f"{section.file}:{section.line}"
+
+
+def _combine(parts: Sequence[_FileRules]) -> tuple[str, _Tables, list[Problem]]:
+    problems: list[Problem] = []
+    first = parts[0]
+    for part in parts[1:]:
+        if part.version != first.version:
+            problems.append(
+                Problem(
+                    part.file,
+                    part.version_line,
+                    "version",
+                    f"version {part.version!r} differs from {first.version!r} in "
+                    f"{first.file}:{first.version_line}; the files of a rule folder carry one "
+                    "version",
+                )
+            )
+    tables = _Tables({}, {}, {}, {}, {})
+    for part in parts:
+        for section in part.sections:
+            table = tables.table(section.level).setdefault(_scope_key(section), {})
+            seen = table.get(section.detector)
+            if seen is not None:
+                problems.append(
+                    Problem(
+                        section.file,
+                        section.line,
+                        _format_loc(section.loc),
+                        f"{_format_loc(section.loc)} is already given at "
+                        f"{_where(seen, section.file)}; give each section in one file only",
+                    )
+                )
+                continue
+            table[section.detector] = section
+    return first.version, tables, problems
+
+
+def _check_chains(tables: _Tables) -> list[Problem]:
+    """Validate every merged chain an override can take part in (cross-parameter checks)."""
+    options: list[tuple[str | None, str | None]] = [(None, None)]
+    options += [(k.value, None) for k in DeviceKind]
+    profiles = set(tables.profile) | {p for _, p in tables.estate_profile}
+    options += [(p.kind.value, p.name) for p in BUILTIN_PROFILES.values() if p.name in profiles]
+    estates: list[str | None] = [None, *sorted(tables.estates())]
+    seen: set[tuple[int, ...]] = set()
+    problems: dict[tuple[str, int | None, str, str], Problem] = {}
+    for estate in estates:
+        devices: list[str | None] = [None]
+        devices += sorted(d for e, d in tables.device if e == estate)
+        for device in devices:
+            # a device's other detectors have the chains of its estate (device None)
+            names = DETECTORS if device is None else tables.device[(estate, device)]
+            for kind, profile in options:
+                for name in names:
+                    cls = DETECTORS[name]
+                    chain = tables.chain(name, estate, device, kind, profile)
+                    key = tuple(id(s) for s in chain)
+                    if not chain or key in seen:
+                        continue
+                    seen.add(key)
+                    try:
+                        cls.model_validate(_merged(chain))
+                    except ValidationError as exc:
+                        top = chain[-1]
+                        others = [
+                            f"{_format_loc(s.loc)} at {_where(s, top.file)}" for s in chain[:-1]
+                        ]
+                        combined = f" (combined with {'; '.join(others)})" if others else ""
+                        for err in exc.errors(include_url=False):
+                            msg = _message(err, cls) + combined
+                            path = _format_loc(top.loc)
+                            problems.setdefault(
+                                (top.file, top.line, path, msg),
+                                Problem(top.file, top.line, path, msg),
+                            )
+    return list(problems.values())
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def rule_files(path: str | Path | None = None) -> list[Path]:
+    """The files a rules path stands for: the file itself, or a folder's ``*.yaml``/``*.yml``.
+
+    ``None`` is the shipped default file. Folders are not searched recursively; hidden
+    files are skipped.
+    """
+    p = DEFAULT_RULES_PATH if path is None else Path(path)
+    if p.is_dir():
+        files = sorted(
+            f
+            for f in p.iterdir()
+            if f.suffix in (".yaml", ".yml") and not f.name.startswith(".") and f.is_file()
+        )
+        if not files:
+            raise RuleError(
+                [Problem(str(p), None, "", "the folder holds no *.yaml or *.yml rule files")]
+            )
+        return files
+    if not p.exists():
+        raise RuleError([Problem(str(p), None, "", "no such file or folder")])
+    return [p]
+
+
+def load_rules(path: str | Path | None = None) -> RuleSet:
+    """Load and validate a rule file, a folder of rule files, or (``None``) the shipped default.
+
+    The files of a folder carry the same ``version`` and together give each
+    (level, kind/profile/estate/device, detector) section at most once. Raises
+    :class:`RuleError` listing every problem found (file, line, path, message).
+    """
+    files = rule_files(path)
+    parts: list[_FileRules] = []
+    problems: list[Problem] = []
+    for file in files:
+        part, found = _read_file(file)
+        problems.extend(found)
+        if part is not None:
+            parts.append(part)
+    if problems:
+        raise RuleError(problems)
+    version, tables, problems = _combine(parts)
+    if problems:
+        raise RuleError(problems)
+    problems = _check_chains(tables)
+    if problems:
+        raise RuleError(problems)
+    return RuleSet(version, [str(f) for f in files], tables)
+
+
+def check_rules(path: str | Path | None = None) -> str:
+    """``estate rules check PATH``: load (raising :class:`RuleError`) and summarise as text."""
+    return load_rules(path).summary()
+
+
+# --- documentation ---------------------------------------------------------------------------
+
+_UNIT_SUFFIXES = (
+    ("_c_per_10min", "°C/10 min"),
+    ("_pct_h", "%/h"),
+    ("_pct", "%"),
+    ("_l_min", "L/min"),
+    ("_l_h", "L/h"),
+    ("_m3", "m³"),
+    ("_min", "min"),
+    ("_h", "h"),
+    ("_s", "s"),
+    ("_c", "°C"),
+    ("_l", "L"),
+)
+_UNIT_NAMES = {
+    "hours": "h",
+    "minutes": "min",
+    "nights": "nights",
+    "windows": "windows",
+    "readings": "readings",
+    "min_readings": "readings",
+    "intervals": "× reporting interval",
+    "night_start": "HH:MM local",
+    "night_end": "HH:MM local",
+    "enabled": "true/false",
+}
+
+
+def unit_of(cls: type[DetectorRule], name: str) -> str:
+    """The unit of parameter ``name`` of ``cls``, from its name (``high_pct`` → ``%``)."""
+    if name in _UNIT_NAMES:
+        return _UNIT_NAMES[name]
+    for suffix, unit in _UNIT_SUFFIXES:
+        if name.endswith(suffix):
+            return unit
+    return ""
+
+
+def _number(value: Any) -> str:
+    number = float(value)
+    return str(int(number)) if number.is_integer() else f"{number:g}"
+
+
+def _range_text(cls: type[DetectorRule], name: str) -> str:
+    low = high = ""
+    for meta in cls.model_fields[name].metadata:
+        if isinstance(meta, Ge):
+            low = f"{_number(meta.ge)} ≤"
+        elif isinstance(meta, Gt):
+            low = f"{_number(meta.gt)} <"
+        elif isinstance(meta, Le):
+            high = f"≤ {_number(meta.le)}"
+        elif isinstance(meta, Lt):
+            high = f"< {_number(meta.lt)}"
+    if not low and not high:
+        return ""
+    return " ".join(p for p in (low, "x", high) if p)
+
+
+def _default_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, time):
+        return f"{value:%H:%M}"
+    if isinstance(value, float):
+        return _number(value)
+    return str(value)
+
+
+def parameter_rows() -> Iterator[tuple[str, str, str, str, str, str]]:
+    """(detector, parameter, unit, default, range, meaning) of every parameter but ``enabled``.
+
+    Every detector also has ``enabled`` (true/false, default true).
+    """
+    for name, cls in DETECTORS.items():
+        for param, info in cls.model_fields.items():
+            if param == "enabled":
+                continue
+            yield (
+                name,
+                param,
+                unit_of(cls, param),
+                _default_text(info.default),
+                _range_text(cls, param),
+                info.description or "",
+            )
+
+
+def parameter_table() -> str:
+    """Every parameter as a Markdown table (``docs/rules.md`` carries a copy)."""
+    lines = [
+        "| detector | parameter | unit | default | range | meaning |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [f"| {' | '.join(row)} |" for row in parameter_rows()]
+    return "\n".join(lines)

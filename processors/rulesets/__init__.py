@@ -1,0 +1,1 @@
+"""Rule files shipped with the package (``default.yaml``); data only."""
