@@ -24,7 +24,6 @@ import weakref
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
@@ -45,6 +44,7 @@ from pydantic_core import ErrorDetails
 
 from devices.catalogue import DeviceKind, WasteCategory
 from devices.profiles import BUILTIN_PROFILES, Profile, unit_problem
+from devices.severity import Severity
 from eventlog.envelope import Ident
 
 __all__ = [
@@ -148,20 +148,6 @@ def _check_tag(tag: str) -> str:
 
 
 Tag = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_check_tag)]
-
-
-class Severity(StrEnum):
-    INFO = "info"
-    WARNING = "warning"
-    MAJOR = "major"
-    CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        return _SEVERITY_RANK[self]
-
-
-_SEVERITY_RANK = {s: i for i, s in enumerate(Severity)}
 
 
 class _Model(BaseModel):
