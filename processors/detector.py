@@ -1,0 +1,153 @@
+"""The detector framework: what a detector sees, what it returns, and its contract.
+
+A detector is pure. It watches one device at a time:
+
+* ``step(state, reading, ctx) -> (state, signals)`` for every reading of a kind it
+  watches, in event-time order (the runner guarantees the order);
+* ``tick(state, now, ctx) -> (state, signals)`` when event time (the watermark)
+  advances, for time-based rules (silence, SLAs, night windows).
+
+``state`` is a frozen pydantic model (it is serialised into snapshots and, in the
+distributed runtime, faust tables). ``now`` is event time, never the wall clock;
+detectors do no I/O and use no randomness. A detector reports conditions as
+:class:`processors.alarm.Signal` (active or not, with an explanation that gives the
+numbers, the evidence reading ids, the detector name and its rule version); the
+shared alarm machine (``processors/alarm.py``) turns signals into alert lifecycle
+events with the :class:`AlarmPolicy` the detector derives from its rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel
+
+from devices.catalogue import DeviceKind
+from devices.codec import FLAGS_KEY
+from devices.profiles import Profile
+from devices.registry import DeviceRef, RegistryIndex
+from eventlog.envelope import Envelope
+from processors.alarm import AlarmPolicy, Signal
+from processors.rules import ResolvedRules, RuleSet
+
+StateT = TypeVar("StateT", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceContext:
+    """What a detector may know about the device it judges (from registry and rules)."""
+
+    estate: str
+    device: str
+    building: str | None
+    kind: DeviceKind
+    profile: Profile
+    tags: frozenset[str]
+    tz: ZoneInfo
+    rules: ResolvedRules
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingView:
+    """An accepted reading as detectors see it (from a ``readings`` envelope)."""
+
+    id: UUID
+    kind: str  #: envelope kind, e.g. ``waste_bin.level``
+    at: datetime  #: device time (UTC)
+    payload: Mapping[str, Any]
+    flags: tuple[str, ...] = ()
+
+    @property
+    def stream(self) -> str:
+        return self.kind.partition(".")[2]
+
+    @classmethod
+    def from_envelope(cls, envelope: Envelope) -> ReadingView:
+        payload = envelope.payload
+        flags = payload.get(FLAGS_KEY)
+        return cls(
+            id=envelope.id,
+            kind=envelope.kind,
+            at=envelope.occurred_at,
+            payload=payload,
+            flags=tuple(str(f) for f in flags) if isinstance(flags, list) else (),
+        )
+
+
+class Detector(Protocol, Generic[StateT]):
+    """The contract every detector implements (see the module docstring)."""
+
+    #: The detector's name; also its section in the rule files and its alarm condition.
+    name: ClassVar[str]
+    #: Envelope kinds it consumes (``waste_bin.level``...); empty = every reading kind.
+    consumes: ClassVar[frozenset[str]]
+
+    def applies_to(self, ctx: DeviceContext) -> bool:
+        """Whether this detector watches the device at all (kind, tags, rule enabled)."""
+        ...
+
+    def initial(self, ctx: DeviceContext) -> StateT: ...
+
+    def step(
+        self, state: StateT, reading: ReadingView, ctx: DeviceContext
+    ) -> tuple[StateT, list[Signal]]: ...
+
+    def tick(
+        self, state: StateT, now: datetime, ctx: DeviceContext
+    ) -> tuple[StateT, list[Signal]]: ...
+
+    def policy(self, ctx: DeviceContext) -> AlarmPolicy:
+        """How the alarm machine treats this detector's condition for the device."""
+        ...
+
+
+def signal(
+    detector: str,
+    ctx: DeviceContext,
+    *,
+    active: bool,
+    at: datetime,
+    explanation: str,
+    evidence: tuple[UUID, ...] = (),
+    values: Mapping[str, float | int | str] | None = None,
+    severity: str = "warning",
+    condition: str | None = None,
+) -> Signal:
+    """A :class:`Signal` of ``detector`` about ``ctx``'s device, with its rule version."""
+    return Signal.model_validate(
+        {
+            "condition": condition or detector,
+            "estate": ctx.estate,
+            "device": ctx.device,
+            "active": active,
+            "at": at,
+            "severity": severity,
+            "explanation": explanation,
+            "evidence": evidence,
+            "values": dict(values or {}),
+            "detector": detector,
+            "rule_version": ctx.rules.version_of(detector),
+        }
+    )
+
+
+def context_for(index: RegistryIndex, ref: DeviceRef, rules: RuleSet) -> DeviceContext:
+    """The context of a registered device, with its estate's timezone and resolved rules."""
+    estate = index.estate(ref.estate)
+    if estate is None:  # a DeviceRef always comes from an index that knows its estate
+        raise KeyError(f"estate {ref.estate!r} is not in the registry")
+    return DeviceContext(
+        estate=ref.estate,
+        device=ref.device,
+        building=ref.building,
+        kind=ref.kind,
+        profile=ref.profile,
+        tags=ref.tags,
+        tz=estate.tz,
+        rules=rules.for_device(ref),
+    )
