@@ -15,6 +15,11 @@ from devices.catalogue import CATALOGUE, DeviceKind, Reading
 
 FLAGS_KEY = "flags"
 
+#: Flags ingest puts in a reading's payload (under ``flags``) for detectors to see.
+FLAG_NO_DEVICE_TIME = "no_device_time"  #: the device sent no time; received time is used
+FLAG_CLOCK_SKEW = "clock_skew"  #: an untrusted clock ran ahead; received time is used
+FLAG_UNITS_NORMALISED = "units_normalised"  #: the profile's units were converted to ours
+
 
 def split_event_kind(event_kind: str) -> tuple[DeviceKind, str]:
     """``"waste_bin.level"`` → ``(DeviceKind.WASTE_BIN, "level")``; ``KeyError`` otherwise."""

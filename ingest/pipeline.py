@@ -30,7 +30,12 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from devices.catalogue import CATALOGUE, HASHED_FIELDS, DeviceKind
-from devices.codec import to_payload
+from devices.codec import (
+    FLAG_CLOCK_SKEW,
+    FLAG_NO_DEVICE_TIME,
+    FLAG_UNITS_NORMALISED,
+    to_payload,
+)
 from devices.profiles import UNIT_FACTORS
 from devices.registry import DeviceRef, RegistryIndex
 from devices.topics import BatchItem, BatchMessage, Topic, TopicError, parse_topic
@@ -76,9 +81,6 @@ _RANGE_ERRORS = frozenset(
     }
 )
 
-FLAG_NO_DEVICE_TIME = "no_device_time"
-FLAG_CLOCK_SKEW = "clock_skew"
-FLAG_UNITS_NORMALISED = "units_normalised"
 
 #: Bytes of a refused payload kept in its dead letter (plus its size and SHA-256).
 RAW_KEEP_BYTES = 64 * 1024

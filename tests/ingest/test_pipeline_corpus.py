@@ -20,15 +20,18 @@ from typing import Any
 import pytest
 
 from devices.catalogue import CATALOGUE, HASHED_FIELDS, DeviceKind
-from devices.codec import FLAGS_KEY, from_payload
+from devices.codec import (
+    FLAG_CLOCK_SKEW,
+    FLAG_NO_DEVICE_TIME,
+    FLAG_UNITS_NORMALISED,
+    FLAGS_KEY,
+    from_payload,
+)
 from devices.examples import VALID_EXAMPLES
 from devices.profiles import BUILTIN_PROFILES
 from devices.topics import batch_topic
 from eventlog.envelope import Envelope
 from ingest.pipeline import (
-    FLAG_CLOCK_SKEW,
-    FLAG_NO_DEVICE_TIME,
-    FLAG_UNITS_NORMALISED,
     Pipeline,
     Policy,
     Reason,

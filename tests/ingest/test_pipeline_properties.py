@@ -26,10 +26,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devices.catalogue import CATALOGUE, HASHED_FIELDS, DeviceKind
-from devices.codec import FLAGS_KEY, from_payload
+from devices.codec import FLAG_NO_DEVICE_TIME, FLAGS_KEY, from_payload
 from devices.examples import VALID_EXAMPLES
 from eventlog.envelope import Envelope
-from ingest.pipeline import FLAG_NO_DEVICE_TIME, Judgement, Pipeline, Reason, hash_identifier
+from ingest.pipeline import Judgement, Pipeline, Reason, hash_identifier
 from tests.ingest.conftest import (
     BATCH_TOPIC,
     DEVICE_OF_KIND,
