@@ -45,6 +45,7 @@ from pydantic_core import ErrorDetails
 from devices.catalogue import DeviceKind, WasteCategory
 from devices.profiles import BUILTIN_PROFILES, Profile, unit_problem
 from devices.severity import Severity
+from devices.yamlfile import Problem, format_loc, read_mapping, show
 from eventlog.envelope import Ident
 
 __all__ = [
@@ -492,7 +493,7 @@ class Registry(_Model):
     @classmethod
     def _version_is_int(cls, value: Any) -> Any:
         if type(value) is not int:
-            raise ValueError(f"version must be the number 1, got {_show(value)}")
+            raise ValueError(f"version must be the number 1, got {show(value)}")
         return value
 
     @field_validator("districts")
@@ -511,7 +512,7 @@ class Registry(_Model):
         _, found = _merge([self], locator)
         if found:
             raise ValueError(
-                "; ".join(f"{_format_loc(loc) or '(top)'}: {msg}" for _, loc, msg in found)
+                "; ".join(f"{format_loc(loc) or '(top)'}: {msg}" for _, loc, msg in found)
             )
         return self
 
@@ -664,41 +665,12 @@ class RegistryIndex:
 # --- problems --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One thing wrong with the registry, located as precisely as the YAML allows."""
-
-    file: str
-    line: int | None
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        where = self.file if self.line is None else f"{self.file}:{self.line}"
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
-
-
 class RegistryError(Exception):
     """The registry cannot be used; ``problems`` says every reason, ``str()`` one per line."""
 
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems: list[Problem] = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
-
-
-def _format_loc(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _show(value: object, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # --- locating objects and lines --------------------------------------------------------------
@@ -747,7 +719,7 @@ class _Locator:
         file, loc = self.where(obj)
         line = self.line(file, loc)
         if line is None:
-            return _format_loc(loc) if file == here else f"{file}: {_format_loc(loc)}"
+            return format_loc(loc) if file == here else f"{file}: {format_loc(loc)}"
         return f"line {line}" if file == here else f"{file}:{line}"
 
 
@@ -1036,7 +1008,6 @@ def _meter_of_problems(
 
 # --- loading ---------------------------------------------------------------------------------
 
-_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _TOP_HINT = "expected a mapping with 'version: 1' and 'districts'"
 
 
@@ -1081,47 +1052,22 @@ def load_registry(path: str | Path) -> Registry:
     merged, found = _merge(parts, locator)
     if found:
         raise RegistryError(
-            [Problem(f, locator.line(f, loc), _format_loc(loc), msg) for f, loc, msg in found]
+            [Problem(f, locator.line(f, loc), format_loc(loc), msg) for f, loc, msg in found]
         )
     return merged
 
 
 def _load_file(path: Path, locator: _Locator) -> tuple[Registry | None, list[Problem]]:
     name = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        return None, [Problem(name, None, "", f"cannot read the file: {exc.strerror or exc}")]
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        return None, [Problem(name, line, "", "the file is not UTF-8 text")]
-    loader = _LOADER(text)
-    try:
-        root: yaml.Node | None = loader.get_single_node()
-        if root is None:
-            return None, [Problem(name, 1, "", f"the file is empty; {_TOP_HINT}")]
-        builder = _Builder(loader, name)
-        data = builder.build(root)
-        if builder.problems:
-            return None, builder.problems
-    except yaml.MarkedYAMLError as exc:
-        return None, [_yaml_problem(name, exc)]
-    except yaml.YAMLError as exc:
-        return None, [Problem(name, None, "", f"YAML error: {exc}")]
-    except RecursionError:
-        return None, [Problem(name, None, "", "the YAML nests too deeply (recursive alias?)")]
-    finally:
-        loader.dispose()
-    if not isinstance(data, dict):
-        got = "a list" if isinstance(data, list) else f"{type(data).__name__} {_show(data)}"
-        return None, [Problem(name, root.start_mark.line + 1, "", f"{_TOP_HINT}, got {got}")]
+    read = read_mapping(path, _TOP_HINT)
+    if isinstance(read, list):
+        return None, read
+    data, root = read
     try:
         registry = Registry.model_validate(data, context={_DEFER_CHECKS: True})
     except ValidationError as exc:
         return None, [
-            Problem(name, _line_of(root, err["loc"]), _format_loc(err["loc"]), _message(err))
+            Problem(name, _line_of(root, err["loc"]), format_loc(err["loc"]), _message(err))
             for err in _without_typo_twins(exc.errors(include_url=False))
         ]
     locator.add(name, registry, root)
@@ -1145,87 +1091,6 @@ def _without_typo_twins(errors: list[ErrorDetails]) -> list[ErrorDetails]:
                 continue
         kept.append(err)
     return kept
-
-
-def _yaml_problem(name: str, exc: yaml.MarkedYAMLError) -> Problem:
-    mark = exc.problem_mark or exc.context_mark
-    line = None if mark is None else mark.line + 1
-    message = f"YAML syntax error: {exc.problem or exc}"
-    if exc.context and exc.context_mark is not None:
-        message += f" ({exc.context} started at line {exc.context_mark.line + 1})"
-    return Problem(name, line, "", message)
-
-
-_STR = "tag:yaml.org,2002:str"
-_SEQ = "tag:yaml.org,2002:seq"
-_MAP = "tag:yaml.org,2002:map"
-_MERGE = "tag:yaml.org,2002:merge"
-
-
-class _Builder:
-    """Python data from the composed YAML, refusing duplicate keys.
-
-    PyYAML keeps the last of duplicate keys silently; a registry refuses them. Plain
-    strings, lists and mappings are built here (much faster than the generic
-    constructor); everything else (numbers, booleans, null, merge keys ``<<``,
-    timestamps, ...) goes to the safe constructor.
-    """
-
-    def __init__(self, loader: Any, name: str) -> None:
-        self.loader = loader
-        self.name = name
-        self.problems: list[Problem] = []
-        self.memo: dict[int, Any] = {}
-
-    def build(self, node: yaml.Node) -> Any:
-        if isinstance(node, yaml.ScalarNode):
-            return node.value if node.tag == _STR else self.loader.construct_object(node, True)
-        known = self.memo.get(id(node))
-        if known is not None:
-            return known  # an alias
-        if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ:
-            items: list[Any] = []
-            self.memo[id(node)] = items
-            items.extend(self.build(child) for child in node.value)
-            return items
-        if isinstance(node, yaml.MappingNode) and node.tag == _MAP:
-            return self.mapping(node)
-        return self.loader.construct_object(node, True)
-
-    def mapping(self, node: yaml.MappingNode) -> Any:
-        first: dict[str, int] = {}
-        merged = False
-        for key, _ in node.value:
-            if not isinstance(key, yaml.ScalarNode):
-                continue
-            if key.tag == _MERGE:
-                merged = True
-                continue
-            line = key.start_mark.line + 1
-            if key.value in first:
-                self.problems.append(
-                    Problem(
-                        self.name,
-                        line,
-                        "",
-                        f"key {key.value!r} appears twice in one mapping (first at line "
-                        f"{first[key.value]}); YAML would silently keep only the last",
-                    )
-                )
-            else:
-                first[key.value] = line
-        if merged:  # `<<: *defaults`: the safe constructor knows the merge rules
-            return self.loader.construct_object(node, True)
-        out: dict[Any, Any] = {}
-        self.memo[id(node)] = out
-        for key, value in node.value:
-            k = key.value if key.tag == _STR else self.loader.construct_object(key, True)
-            if not isinstance(k, str | int | float | bool | None):
-                raise yaml.MarkedYAMLError(
-                    problem="a mapping key must be text", problem_mark=key.start_mark
-                )
-            out[k] = self.build(value)
-        return out
 
 
 # --- pydantic errors → messages a person can act on ------------------------------------------
@@ -1276,7 +1141,7 @@ def _message(err: ErrorDetails) -> str:
     value = err.get("input")
     ctx = err.get("ctx") or {}
     secretish = "secret" in name
-    shown = "" if secretish else f" {_show(value)}"
+    shown = "" if secretish else f" {show(value)}"
     if kind == "missing":
         return f"missing required field {name!r}"
     if kind == "extra_forbidden":
@@ -1330,7 +1195,7 @@ def _kind_of(value: object) -> str:
         return "a mapping"
     if value is None:
         return "nothing"
-    return f"{type(value).__name__} {_show(value)}"
+    return f"{type(value).__name__} {show(value)}"
 
 
 # --- summary (estate registry check) ---------------------------------------------------------

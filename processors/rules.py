@@ -47,7 +47,7 @@ from pydantic_core import ErrorDetails
 
 from devices.catalogue import DeviceKind
 from devices.profiles import BUILTIN_PROFILES, Profile
-from devices.registry import Problem
+from devices.yamlfile import Problem, format_loc, read_mapping, show
 
 __all__ = [
     "DEFAULT_RULES_PATH",
@@ -699,25 +699,6 @@ class RuleError(Exception):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
-def _format_loc(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _show(value: object, limit: int = 60) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "nothing"
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 class _Lines:
     """The 1-based line of every key path of one composed YAML document (built once).
 
@@ -756,7 +737,7 @@ def _unknown(what: str, name: object, known: Iterable[str]) -> str:
     known = list(known)
     close = difflib.get_close_matches(str(name), known, n=1) if isinstance(name, str) else []
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown {what} {_show(name)}{hint} (known: {', '.join(known)})"
+    return f"unknown {what} {show(name)}{hint} (known: {', '.join(known)})"
 
 
 _BOUND_TEXT = {
@@ -796,100 +777,20 @@ def _message(err: ErrorDetails, cls: type[DetectorRule]) -> str:
     if kind in _BOUND_TEXT:
         key, words = _BOUND_TEXT[kind]
         bound = ctx.get(key)
-        shown = _number(bound) if isinstance(bound, int | float) else _show(bound)
-        return f"{name} must be {words} {shown}{unit_text}, got {_show(value)}"
+        shown = _number(bound) if isinstance(bound, int | float) else show(bound)
+        return f"{name} must be {words} {shown}{unit_text}, got {show(value)}"
     quoted = "; write it without quotes" if _numeric_text(value) else ""
     if kind in ("float_type", "float_parsing", "finite_number"):
-        return f"{name} must be a number{unit_text}, got {_show(value)}{quoted}"
+        return f"{name} must be a number{unit_text}, got {show(value)}{quoted}"
     if kind in ("int_type", "int_parsing", "int_from_float"):
-        return f"{name} must be a whole number{unit_text}, got {_show(value)}{quoted}"
+        return f"{name} must be a whole number{unit_text}, got {show(value)}{quoted}"
     if kind in ("bool_type", "bool_parsing"):
-        return f"{name} must be true or false, got {_show(value)}"
+        return f"{name} must be true or false, got {show(value)}"
     msg = str(err["msg"])
-    return f"{name}: {msg[:1].lower()}{msg[1:]} (got {_show(value)})"
+    return f"{name}: {msg[:1].lower()}{msg[1:]} (got {show(value)})"
 
 
 # --- YAML with line marks ----------------------------------------------------------------------
-
-_BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_STR = "tag:yaml.org,2002:str"
-_MAP = "tag:yaml.org,2002:map"
-_SEQ = "tag:yaml.org,2002:seq"
-_MERGE = "tag:yaml.org,2002:merge"
-
-
-class _Loader(_BASE_LOADER):  # type: ignore[misc]
-    """The safe loader, but a plain ``22:00`` is text (a time), not YAML 1.1 base-60 1320."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    key: list(value) for key, value in _BASE_LOADER.yaml_implicit_resolvers.items()
-}
-for _digit in "0123456789":
-    _Loader.yaml_implicit_resolvers[_digit] = [
-        (_STR, re.compile(r"^[0-9]{1,2}:[0-9]{2}$")),
-        *_Loader.yaml_implicit_resolvers.get(_digit, []),
-    ]
-
-
-class _Builder:
-    """Python data from the composed YAML, refusing duplicate keys (PyYAML keeps the last)."""
-
-    def __init__(self, loader: Any, name: str) -> None:
-        self.loader = loader
-        self.name = name
-        self.problems: list[Problem] = []
-
-    def build(self, node: yaml.Node) -> Any:
-        if isinstance(node, yaml.ScalarNode):
-            return node.value if node.tag == _STR else self.loader.construct_object(node, True)
-        if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ:
-            return [self.build(child) for child in node.value]
-        if isinstance(node, yaml.MappingNode) and node.tag == _MAP:
-            return self.mapping(node)
-        return self.loader.construct_object(node, True)
-
-    def mapping(self, node: yaml.MappingNode) -> Any:
-        first: dict[str, int] = {}
-        for key, _ in node.value:
-            if not isinstance(key, yaml.ScalarNode):
-                continue
-            if key.tag == _MERGE:  # `<<: *defaults`: the safe constructor knows the rules
-                return self.loader.construct_object(node, True)
-            line = key.start_mark.line + 1
-            if key.value in first:
-                self.problems.append(
-                    Problem(
-                        self.name,
-                        line,
-                        "",
-                        f"key {key.value!r} appears twice in one mapping (first at line "
-                        f"{first[key.value]}); YAML would silently keep only the last",
-                    )
-                )
-            else:
-                first[key.value] = line
-        out: dict[Any, Any] = {}
-        for key, value in node.value:
-            k = key.value if key.tag == _STR else self.loader.construct_object(key, True)
-            if not isinstance(k, str | int | float | bool | None):
-                raise yaml.MarkedYAMLError(
-                    problem="a mapping key must be text", problem_mark=key.start_mark
-                )
-            out[k] = self.build(value)
-        return out
-
-
-def _yaml_problem(name: str, exc: yaml.MarkedYAMLError) -> Problem:
-    mark = exc.problem_mark or exc.context_mark
-    line = None if mark is None else mark.line + 1
-    message = f"YAML syntax error: {exc.problem or exc}"
-    if exc.context and exc.context_mark is not None:
-        message += f" ({exc.context} started at line {exc.context_mark.line + 1})"
-    return Problem(name, line, "", message)
-
-
-# --- reading one file -----------------------------------------------------------------------
 
 _TOP_KEYS = ("version", "description", "profiles", "estates", "devices")
 _TOP_HINT = 'expected a mapping with version: "YYYY.MM.N" and profiles / estates / devices sections'
@@ -914,15 +815,13 @@ class _FileReader:
         self.sections: list[_Section] = []
 
     def problem(self, loc: Loc, message: str) -> None:
-        self.problems.append(Problem(self.name, self.lines.line(loc), _format_loc(loc), message))
+        self.problems.append(Problem(self.name, self.lines.line(loc), format_loc(loc), message))
 
     def mapping(self, value: object, loc: Loc, what: str) -> dict[Any, Any] | None:
         if isinstance(value, dict):
             return value
-        got = "a list" if isinstance(value, list) else _show(value)
-        self.problem(
-            loc, f"{_format_loc(loc) or 'the file'} must be a mapping of {what}, got {got}"
-        )
+        got = "a list" if isinstance(value, list) else show(value)
+        self.problem(loc, f"{format_loc(loc) or 'the file'} must be a mapping of {what}, got {got}")
         return None
 
     def read(self, data: dict[Any, Any]) -> _FileRules | None:
@@ -932,7 +831,7 @@ class _FileReader:
         version = self.version(data)
         description = data.get("description")
         if "description" in data and not isinstance(description, str):
-            self.problem(("description",), f"description must be text, got {_show(description)}")
+            self.problem(("description",), f"description must be text, got {show(description)}")
         if data.get("profiles") is not None:
             self.profiles(data["profiles"], ("profiles",), None)
         if data.get("estates") is not None:
@@ -951,7 +850,7 @@ class _FileReader:
         if not isinstance(value, str):
             self.problem(
                 ("version",),
-                f"version must be text, got {_show(value)}; quote it, e.g. "
+                f"version must be text, got {show(value)}; quote it, e.g. "
                 f'version: "{"" if value is None else value}"',
             )
             return None
@@ -986,7 +885,7 @@ class _FileReader:
             if not isinstance(key, str) or not _IDENT.match(key):
                 self.problem(
                     here,
-                    f"estate id {_show(key)} must be 1-64 characters of letters, digits, "
+                    f"estate id {show(key)} must be 1-64 characters of letters, digits, "
                     "'_', '-' and '.'",
                 )
                 continue
@@ -1005,7 +904,7 @@ class _FileReader:
             if not (_IDENT.match(estate) and _IDENT.match(device)):
                 self.problem(
                     here,
-                    f'device key {_show(key)} must be "<estate id>/<device id>", e.g. '
+                    f'device key {show(key)} must be "<estate id>/<device id>", e.g. '
                     '"lvcheng/bin-01"',
                 )
                 continue
@@ -1077,35 +976,10 @@ class _FileReader:
 
 def _read_file(path: Path) -> tuple[_FileRules | None, list[Problem]]:
     name = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        return None, [Problem(name, None, "", f"cannot read the file: {exc.strerror or exc}")]
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        return None, [Problem(name, line, "", "the file is not UTF-8 text")]
-    loader = _Loader(text)
-    try:
-        root: yaml.Node | None = loader.get_single_node()
-        if root is None:
-            return None, [Problem(name, 1, "", f"the file is empty; {_TOP_HINT}")]
-        builder = _Builder(loader, name)
-        data = builder.build(root)
-        if builder.problems:
-            return None, builder.problems
-    except yaml.MarkedYAMLError as exc:
-        return None, [_yaml_problem(name, exc)]
-    except yaml.YAMLError as exc:
-        return None, [Problem(name, None, "", f"YAML error: {exc}")]
-    except RecursionError:
-        return None, [Problem(name, None, "", "the YAML nests too deeply (recursive alias?)")]
-    finally:
-        loader.dispose()
-    if not isinstance(data, dict):
-        got = "a list" if isinstance(data, list) else _show(data)
-        return None, [Problem(name, root.start_mark.line + 1, "", f"{_TOP_HINT}, got {got}")]
+    read = read_mapping(path, _TOP_HINT)
+    if isinstance(read, list):
+        return None, read
+    data, root = read
     reader = _FileReader(name, root)
     rules = reader.read(data)
     return rules, reader.problems
@@ -1156,8 +1030,8 @@ def _combine(parts: Sequence[_FileRules]) -> tuple[str, _Tables, list[Problem]]:
                     Problem(
                         section.file,
                         section.line,
-                        _format_loc(section.loc),
-                        f"{_format_loc(section.loc)} is already given at "
+                        format_loc(section.loc),
+                        f"{format_loc(section.loc)} is already given at "
                         f"{_where(seen, section.file)}; give each section in one file only",
                     )
                 )
@@ -1194,12 +1068,12 @@ def _check_chains(tables: _Tables) -> list[Problem]:
                     except ValidationError as exc:
                         top = chain[-1]
                         others = [
-                            f"{_format_loc(s.loc)} at {_where(s, top.file)}" for s in chain[:-1]
+                            f"{format_loc(s.loc)} at {_where(s, top.file)}" for s in chain[:-1]
                         ]
                         combined = f" (combined with {'; '.join(others)})" if others else ""
                         for err in exc.errors(include_url=False):
                             msg = _message(err, cls) + combined
-                            path = _format_loc(top.loc)
+                            path = format_loc(top.loc)
                             problems.setdefault(
                                 (top.file, top.line, path, msg),
                                 Problem(top.file, top.line, path, msg),
