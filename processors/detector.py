@@ -106,6 +106,34 @@ class Detector(Protocol, Generic[StateT]):
         ...
 
 
+class BaseDetector(Generic[StateT]):
+    """Defaults for a :class:`Detector`; a subclass sets the class attributes, ``step``
+    and whatever differs from the defaults below."""
+
+    #: The detector's name; also its section in the rule files and its alarm condition.
+    name: ClassVar[str]
+    #: Envelope kinds it consumes (``waste_bin.level``...); empty = every reading kind.
+    consumes: ClassVar[frozenset[str]]
+    #: Device kinds it watches; empty = every kind.
+    kinds: ClassVar[frozenset[DeviceKind]] = frozenset()
+    #: The state model; :meth:`initial` builds it with no arguments.
+    state_model: type[StateT]
+
+    def applies_to(self, ctx: DeviceContext) -> bool:
+        """A device of one of :attr:`kinds` (any if empty) whose rule is enabled."""
+        return (not self.kinds or ctx.kind in self.kinds) and ctx.rules.get(self.name).enabled
+
+    def initial(self, ctx: DeviceContext) -> StateT:
+        return self.state_model()
+
+    def policy(self, ctx: DeviceContext) -> AlarmPolicy:
+        return AlarmPolicy()
+
+    def tick(self, state: StateT, now: datetime, ctx: DeviceContext) -> tuple[StateT, list[Signal]]:
+        """No time-based rule: ticks change nothing."""
+        return state, []
+
+
 def signal(
     detector: str,
     ctx: DeviceContext,

@@ -31,7 +31,7 @@ from devices.catalogue import CATALOGUE, DeviceKind
 from devices.codec import FLAG_CLOCK_SKEW, FLAG_NO_DEVICE_TIME
 from eventlog.envelope import UtcDatetime
 from processors.alarm import AlarmPolicy, Severity, Signal
-from processors.detector import Detector, DeviceContext, ReadingView, signal
+from processors.detector import BaseDetector, Detector, DeviceContext, ReadingView, signal
 
 __all__ = [
     "BATTERY_KINDS",
@@ -85,7 +85,7 @@ class OfflineState(BaseModel):
     offline: bool = False
 
 
-class DeviceOffline:
+class DeviceOffline(BaseDetector[OfflineState]):
     """``device_offline``: no reading of any kind for ``rule.after_s(reporting_interval_s)``.
 
     * Every reading kind counts (``consumes`` is empty), heartbeats included. A
@@ -109,12 +109,7 @@ class DeviceOffline:
 
     name: ClassVar[str] = "device_offline"
     consumes: ClassVar[frozenset[str]] = frozenset()
-
-    def applies_to(self, ctx: DeviceContext) -> bool:
-        return ctx.rules.device_offline.enabled
-
-    def initial(self, ctx: DeviceContext) -> OfflineState:
-        return OfflineState()
+    state_model = OfflineState
 
     def policy(self, ctx: DeviceContext) -> AlarmPolicy:
         return AlarmPolicy(auto_resolve_on_clear=True)
@@ -203,7 +198,7 @@ class LowBatteryState(BaseModel):
     last_pct: float | None = None
 
 
-class LowBattery:
+class LowBattery(BaseDetector[LowBatteryState]):
     """``low_battery``: ``battery_pct`` ≤ ``low_pct`` raises; ≥ ``clear_pct`` clears.
 
     Reads ``battery_pct`` of every reading kind that can carry it (:data:`BATTERY_KINDS`:
@@ -215,12 +210,7 @@ class LowBattery:
 
     name: ClassVar[str] = "low_battery"
     consumes: ClassVar[frozenset[str]] = BATTERY_KINDS
-
-    def applies_to(self, ctx: DeviceContext) -> bool:
-        return ctx.rules.low_battery.enabled
-
-    def initial(self, ctx: DeviceContext) -> LowBatteryState:
-        return LowBatteryState()
+    state_model = LowBatteryState
 
     def policy(self, ctx: DeviceContext) -> AlarmPolicy:
         return AlarmPolicy(auto_resolve_on_clear=True)
@@ -259,11 +249,6 @@ class LowBattery:
         )
         return LowBatteryState(low=low, last_pct=pct), [out]
 
-    def tick(
-        self, state: LowBatteryState, now: datetime, ctx: DeviceContext
-    ) -> tuple[LowBatteryState, list[Signal]]:
-        return state, []
-
 
 # --- clock_skew -----------------------------------------------------------------------------
 
@@ -279,7 +264,7 @@ class ClockSkewState(BaseModel):
     active: bool = False
 
 
-class ClockSkew:
+class ClockSkew(BaseDetector[ClockSkewState]):
     """``clock_skew``: ``readings`` readings in a row flagged ``clock_skew`` by ingest.
 
     What it can see: a detector gets readings, not envelopes, so it never sees
@@ -301,12 +286,7 @@ class ClockSkew:
 
     name: ClassVar[str] = "clock_skew"
     consumes: ClassVar[frozenset[str]] = frozenset()
-
-    def applies_to(self, ctx: DeviceContext) -> bool:
-        return ctx.rules.clock_skew.enabled
-
-    def initial(self, ctx: DeviceContext) -> ClockSkewState:
-        return ClockSkewState()
+    state_model = ClockSkewState
 
     def policy(self, ctx: DeviceContext) -> AlarmPolicy:
         return AlarmPolicy(auto_resolve_on_clear=True)
@@ -350,11 +330,6 @@ class ClockSkew:
             values={"readings": state.run},
         )
         return ClockSkewState(), [out]
-
-    def tick(
-        self, state: ClockSkewState, now: datetime, ctx: DeviceContext
-    ) -> tuple[ClockSkewState, list[Signal]]:
-        return state, []
 
 
 #: One instance of each health detector.

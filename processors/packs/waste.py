@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict
 from devices.catalogue import DeviceKind
 from eventlog.envelope import UtcDatetime
 from processors.alarm import AlarmPolicy, Signal
-from processors.detector import Detector, DeviceContext, ReadingView, signal
+from processors.detector import BaseDetector, Detector, DeviceContext, ReadingView, signal
 from processors.rules import BinOverflowRule
 
 __all__ = [
@@ -94,10 +94,6 @@ def _number(payload: Mapping[str, Any], key: str) -> float | None:
     return float(value)
 
 
-def _is_bin(ctx: DeviceContext, enabled: bool) -> bool:
-    return ctx.kind is DeviceKind.WASTE_BIN and enabled
-
-
 class _State(BaseModel):
     """What every waste detector state holds: the last reading it used."""
 
@@ -154,18 +150,14 @@ class OverflowState(_State):
     fullness: Fullness = Fullness()
 
 
-class BinOverflow:
+class BinOverflow(BaseDetector[OverflowState]):
     """``bin_overflow``: fill ≥ ``high_pct`` (raised after ``persist_min`` by the alarm
     machine); stays active until the bin is emptied below ``low_pct``."""
 
     name: ClassVar[str] = "bin_overflow"
     consumes: ClassVar[frozenset[str]] = frozenset({KIND})
-
-    def applies_to(self, ctx: DeviceContext) -> bool:
-        return _is_bin(ctx, ctx.rules.bin_overflow.enabled)
-
-    def initial(self, ctx: DeviceContext) -> OverflowState:
-        return OverflowState()
+    kinds: ClassVar[frozenset[DeviceKind]] = frozenset({DeviceKind.WASTE_BIN})
+    state_model = OverflowState
 
     def policy(self, ctx: DeviceContext) -> AlarmPolicy:
         return AlarmPolicy(raise_after=timedelta(minutes=ctx.rules.bin_overflow.persist_min))
@@ -212,11 +204,6 @@ class BinOverflow:
         )
         return state.model_copy(update={**seen, "fullness": after}), [out]
 
-    def tick(
-        self, state: OverflowState, now: datetime, ctx: DeviceContext
-    ) -> tuple[OverflowState, list[Signal]]:
-        return state, []  # persistence is the alarm machine's raise_after
-
 
 # --- bin_not_emptied ---------------------------------------------------------------------------
 
@@ -227,18 +214,14 @@ class NotEmptiedState(_State):
     overdue_reported: bool = False
 
 
-class BinNotEmptied:
+class BinNotEmptied(BaseDetector[NotEmptiedState]):
     """``bin_not_emptied``: a bin confirmed full (``bin_overflow``'s thresholds) was not
     emptied (below ``bin_overflow.low_pct``) within ``sla_h`` of becoming full."""
 
     name: ClassVar[str] = "bin_not_emptied"
     consumes: ClassVar[frozenset[str]] = frozenset({KIND})
-
-    def applies_to(self, ctx: DeviceContext) -> bool:
-        return _is_bin(ctx, ctx.rules.bin_not_emptied.enabled)
-
-    def initial(self, ctx: DeviceContext) -> NotEmptiedState:
-        return NotEmptiedState()
+    kinds: ClassVar[frozenset[DeviceKind]] = frozenset({DeviceKind.WASTE_BIN})
+    state_model = NotEmptiedState
 
     def policy(self, ctx: DeviceContext) -> AlarmPolicy:
         sla = timedelta(hours=ctx.rules.bin_not_emptied.sla_h)
@@ -353,7 +336,7 @@ def _slope_per_h(points: tuple[FillPoint, ...]) -> float | None:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
 
 
-class BinFillForecast:
+class BinFillForecast(BaseDetector[ForecastState]):
     """``bin_fill_forecast``: the fill rate (least squares over the readings of the last
     ``window_h`` since the last emptying) predicts ``bin_overflow.high_pct`` within
     ``horizon_h``: an info signal for planning the collection round.
@@ -365,12 +348,8 @@ class BinFillForecast:
 
     name: ClassVar[str] = "bin_fill_forecast"
     consumes: ClassVar[frozenset[str]] = frozenset({KIND})
-
-    def applies_to(self, ctx: DeviceContext) -> bool:
-        return _is_bin(ctx, ctx.rules.bin_fill_forecast.enabled)
-
-    def initial(self, ctx: DeviceContext) -> ForecastState:
-        return ForecastState()
+    kinds: ClassVar[frozenset[DeviceKind]] = frozenset({DeviceKind.WASTE_BIN})
+    state_model = ForecastState
 
     def policy(self, ctx: DeviceContext) -> AlarmPolicy:
         return AlarmPolicy(auto_resolve_on_clear=True)
@@ -434,11 +413,6 @@ class BinFillForecast:
         )
         return state, [out]
 
-    def tick(
-        self, state: ForecastState, now: datetime, ctx: DeviceContext
-    ) -> tuple[ForecastState, list[Signal]]:
-        return state, []  # a forecast changes with readings only
-
 
 # --- bin_fire_risk -----------------------------------------------------------------------------
 
@@ -452,7 +426,7 @@ class FireState(_State):
     since: UtcDatetime | None = None
 
 
-class BinFireRisk:
+class BinFireRisk(BaseDetector[FireState]):
     """``bin_fire_risk``: temperature ≥ ``temp_c``, or a rise of ``rise_c_per_10min``
     scaled to 10 minutes (between consecutive temperature readings; gaps shorter than 10
     minutes count as 10 minutes, so jitter between close readings is not magnified).
@@ -462,12 +436,8 @@ class BinFireRisk:
 
     name: ClassVar[str] = "bin_fire_risk"
     consumes: ClassVar[frozenset[str]] = frozenset({KIND})
-
-    def applies_to(self, ctx: DeviceContext) -> bool:
-        return _is_bin(ctx, ctx.rules.bin_fire_risk.enabled)
-
-    def initial(self, ctx: DeviceContext) -> FireState:
-        return FireState()
+    kinds: ClassVar[frozenset[DeviceKind]] = frozenset({DeviceKind.WASTE_BIN})
+    state_model = FireState
 
     def policy(self, ctx: DeviceContext) -> AlarmPolicy:
         return AlarmPolicy(clear_after=FIRE_CLEAR_AFTER)
@@ -545,11 +515,6 @@ class BinFireRisk:
         }
         return state.model_copy(update=update), [out]
 
-    def tick(
-        self, state: FireState, now: datetime, ctx: DeviceContext
-    ) -> tuple[FireState, list[Signal]]:
-        return state, []  # judged on readings; silence is device_offline's business
-
 
 # --- bin_stuck_sensor --------------------------------------------------------------------------
 
@@ -562,7 +527,7 @@ class StuckState(_State):
     last_fill: float | None = None
 
 
-class BinStuckSensor:
+class BinStuckSensor(BaseDetector[StuckState]):
     """``bin_stuck_sensor`` (warning): the fill sensor is not to be trusted.
 
     * **stuck**: every reading for ``stuck_h`` within ``tolerance_pct`` of the first
@@ -576,12 +541,8 @@ class BinStuckSensor:
 
     name: ClassVar[str] = "bin_stuck_sensor"
     consumes: ClassVar[frozenset[str]] = frozenset({KIND})
-
-    def applies_to(self, ctx: DeviceContext) -> bool:
-        return _is_bin(ctx, ctx.rules.bin_stuck_sensor.enabled)
-
-    def initial(self, ctx: DeviceContext) -> StuckState:
-        return StuckState()
+    kinds: ClassVar[frozenset[DeviceKind]] = frozenset({DeviceKind.WASTE_BIN})
+    state_model = StuckState
 
     def policy(self, ctx: DeviceContext) -> AlarmPolicy:
         return AlarmPolicy(clear_after=STUCK_CLEAR_AFTER)
@@ -640,11 +601,6 @@ class BinStuckSensor:
         )
         update = {**seen, "ref_fill": ref_fill, "ref_at": ref_at, "ref_id": ref_id}
         return state.model_copy(update={**update, "last_fill": fill}), [out]
-
-    def tick(
-        self, state: StuckState, now: datetime, ctx: DeviceContext
-    ) -> tuple[StuckState, list[Signal]]:
-        return state, []  # judged on readings only (see the class docstring)
 
 
 WASTE_DETECTORS: tuple[Detector[Any], ...] = (

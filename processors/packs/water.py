@@ -50,7 +50,7 @@ from devices.catalogue import DeviceKind
 from devices.severity import Severity
 from eventlog.envelope import UtcDatetime
 from processors.alarm import AlarmPolicy, Signal
-from processors.detector import Detector, DeviceContext, ReadingView, signal
+from processors.detector import BaseDetector, Detector, DeviceContext, ReadingView, signal
 
 __all__ = [
     "MAX_SAMPLE",
@@ -234,7 +234,7 @@ def _night_end(night: date, ctx: DeviceContext, start: time, end: time) -> datet
     return datetime.combine(day, end, tzinfo=ctx.tz)
 
 
-class WaterNightFlow:
+class WaterNightFlow(BaseDetector[NightFlowState]):
     """Leak suspected: the night minimum flow stays ≥ ``min_flow_l_h`` ``nights`` nights in a row.
 
     Each flow sample belongs to the night whose window (estate-local
@@ -248,20 +248,8 @@ class WaterNightFlow:
 
     name: ClassVar[str] = "water_night_flow"
     consumes: ClassVar[frozenset[str]] = _CONSUMES
-
-    def applies_to(self, ctx: DeviceContext) -> bool:
-        return _is_water(ctx) and ctx.rules.water_night_flow.enabled
-
-    def initial(self, ctx: DeviceContext) -> NightFlowState:
-        return NightFlowState()
-
-    def policy(self, ctx: DeviceContext) -> AlarmPolicy:
-        return AlarmPolicy()
-
-    def tick(
-        self, state: NightFlowState, now: datetime, ctx: DeviceContext
-    ) -> tuple[NightFlowState, list[Signal]]:
-        return state, []
+    kinds: ClassVar[frozenset[DeviceKind]] = frozenset({DeviceKind.WATER_METER})
+    state_model = NightFlowState
 
     def step(
         self, state: NightFlowState, reading: ReadingView, ctx: DeviceContext
@@ -413,7 +401,7 @@ class ContinuousFlowState(BaseModel):
     active: bool = False
 
 
-class WaterContinuousFlow:
+class WaterContinuousFlow(BaseDetector[ContinuousFlowState]):
     """Water flowed (≥ ``min_flow_l_h``) in every sample for ``hours`` hours.
 
     A sample below the threshold (a zero-flow hour) ends the run and clears. A reset,
@@ -422,20 +410,8 @@ class WaterContinuousFlow:
 
     name: ClassVar[str] = "water_continuous_flow"
     consumes: ClassVar[frozenset[str]] = _CONSUMES
-
-    def applies_to(self, ctx: DeviceContext) -> bool:
-        return _is_water(ctx) and ctx.rules.water_continuous_flow.enabled
-
-    def initial(self, ctx: DeviceContext) -> ContinuousFlowState:
-        return ContinuousFlowState()
-
-    def policy(self, ctx: DeviceContext) -> AlarmPolicy:
-        return AlarmPolicy()
-
-    def tick(
-        self, state: ContinuousFlowState, now: datetime, ctx: DeviceContext
-    ) -> tuple[ContinuousFlowState, list[Signal]]:
-        return state, []
+    kinds: ClassVar[frozenset[DeviceKind]] = frozenset({DeviceKind.WATER_METER})
+    state_model = ContinuousFlowState
 
     def step(
         self, state: ContinuousFlowState, reading: ReadingView, ctx: DeviceContext
@@ -522,7 +498,7 @@ class BurstState(BaseModel):
     active: bool = False
 
 
-class WaterBurst:
+class WaterBurst(BaseDetector[BurstState]):
     """Burst suspected: flow ≥ ``flow_l_min`` for ``minutes`` (severity critical).
 
     From instantaneous ``flow_l_min`` readings (the run lasts from the first reading at or
@@ -533,20 +509,11 @@ class WaterBurst:
 
     name: ClassVar[str] = "water_burst"
     consumes: ClassVar[frozenset[str]] = _CONSUMES
-
-    def applies_to(self, ctx: DeviceContext) -> bool:
-        return _is_water(ctx) and ctx.rules.water_burst.enabled
-
-    def initial(self, ctx: DeviceContext) -> BurstState:
-        return BurstState()
+    kinds: ClassVar[frozenset[DeviceKind]] = frozenset({DeviceKind.WATER_METER})
+    state_model = BurstState
 
     def policy(self, ctx: DeviceContext) -> AlarmPolicy:
         return AlarmPolicy(escalate_after=timedelta(minutes=30))
-
-    def tick(
-        self, state: BurstState, now: datetime, ctx: DeviceContext
-    ) -> tuple[BurstState, list[Signal]]:
-        return state, []
 
     def step(
         self, state: BurstState, reading: ReadingView, ctx: DeviceContext
@@ -637,7 +604,7 @@ class BackflowState(BaseModel):
     active: bool = False
 
 
-class WaterBackflow:
+class WaterBackflow(BaseDetector[BackflowState]):
     """Backflow: reverse flow ≤ -``min_flow_l_min`` for ``persist_min``, or the register ran back.
 
     Separating running back from a reset (see the module docstring): a decrease is
@@ -650,20 +617,8 @@ class WaterBackflow:
 
     name: ClassVar[str] = "water_backflow"
     consumes: ClassVar[frozenset[str]] = _CONSUMES
-
-    def applies_to(self, ctx: DeviceContext) -> bool:
-        return _is_water(ctx) and ctx.rules.water_backflow.enabled
-
-    def initial(self, ctx: DeviceContext) -> BackflowState:
-        return BackflowState()
-
-    def policy(self, ctx: DeviceContext) -> AlarmPolicy:
-        return AlarmPolicy()
-
-    def tick(
-        self, state: BackflowState, now: datetime, ctx: DeviceContext
-    ) -> tuple[BackflowState, list[Signal]]:
-        return state, []
+    kinds: ClassVar[frozenset[DeviceKind]] = frozenset({DeviceKind.WATER_METER})
+    state_model = BackflowState
 
     def step(
         self, state: BackflowState, reading: ReadingView, ctx: DeviceContext
@@ -758,7 +713,7 @@ class NoUseState(BaseModel):
     active: bool = False
 
 
-class WaterNoUse:
+class WaterNoUse(BaseDetector[NoUseState]):
     """Welfare check (meters tagged ``elderly_alone``): less than ``min_use_l`` in ``hours``.
 
     The quiet period starts at the last reading by which at least ``min_use_l`` had been
@@ -768,20 +723,14 @@ class WaterNoUse:
 
     name: ClassVar[str] = "water_no_use"
     consumes: ClassVar[frozenset[str]] = _CONSUMES
+    kinds: ClassVar[frozenset[DeviceKind]] = frozenset({DeviceKind.WATER_METER})
+    state_model = NoUseState
 
     def applies_to(self, ctx: DeviceContext) -> bool:
         return _is_water(ctx) and "elderly_alone" in ctx.tags and ctx.rules.water_no_use.enabled
 
-    def initial(self, ctx: DeviceContext) -> NoUseState:
-        return NoUseState()
-
     def policy(self, ctx: DeviceContext) -> AlarmPolicy:
         return AlarmPolicy(escalate_after=timedelta(hours=2))
-
-    def tick(
-        self, state: NoUseState, now: datetime, ctx: DeviceContext
-    ) -> tuple[NoUseState, list[Signal]]:
-        return state, []
 
     def step(
         self, state: NoUseState, reading: ReadingView, ctx: DeviceContext
