@@ -19,8 +19,6 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 #: Namespace of every id the estate monitor derives (uuid5 over it).
 ID_NAMESPACE = uuid.UUID("6f1d3c52-6a0e-5c55-9d0b-6d6f6e69746f")
 
-ENVELOPE_SCHEMA_VERSION = 1
-
 _NAMESPACE_BYTES = ID_NAMESPACE.bytes
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)

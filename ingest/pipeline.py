@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -247,6 +247,13 @@ def parse_json(raw: bytes, max_depth: int) -> Any:
 _parse_topic = functools.lru_cache(maxsize=65_536)(parse_topic)
 
 
+def count_reasons(letters: Iterable[Envelope], into: dict[str, int]) -> None:
+    """Add the dead letters' reason codes to the counters ``into``."""
+    for letter in letters:
+        reason = str(letter.payload["reason"])
+        into[reason] = into.get(reason, 0) + 1
+
+
 def hash_identifier(salt: bytes, value: str) -> str:
     """Salted hash of a credential or plate (HMAC-SHA256, hex, 32 digits)."""
     return hmac.new(salt, value.encode(), hashlib.sha256).hexdigest()[:32]
@@ -307,9 +314,7 @@ class Pipeline:
         except _Refused as refused:
             out.rejected.append(self._dead_letter(topic, raw, received_at, refused, None, None))
         self.accepted += len(out.readings)
-        for letter in out.rejected:
-            reason = str(letter.payload["reason"])
-            self.rejected_by_reason[reason] = self.rejected_by_reason.get(reason, 0) + 1
+        count_reasons(out.rejected, self.rejected_by_reason)
         return out
 
     # -- steps -------------------------------------------------------------------------------
@@ -550,6 +555,3 @@ class Pipeline:
             device=device,
             payload=payload,
         )
-
-
-Judge = Callable[[str, bytes, datetime], Judgement]

@@ -26,7 +26,7 @@ from typing import Literal, Protocol
 from devices.registry import load_registry
 from eventlog import Envelope, EventLog, Stream
 from eventlog.sqlite import SqliteEventLog
-from ingest.pipeline import Pipeline, Policy
+from ingest.pipeline import Pipeline, Policy, count_reasons
 
 #: One received message: topic, raw payload, received time.
 Message = tuple[str, bytes, datetime]
@@ -76,9 +76,7 @@ class InlineSink:
             result.readings_duplicate = appended.duplicates
         if rejected:
             result.rejected_appended = self.log.append(Stream.REJECTED, rejected).appended
-            for letter in rejected:
-                reason = str(letter.payload["reason"])
-                result.rejected_by_reason[reason] = result.rejected_by_reason.get(reason, 0) + 1
+            count_reasons(rejected, result.rejected_by_reason)
         return result
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ events with the :class:`AlarmPolicy` the detector derives from its rule.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -65,6 +66,13 @@ class ReadingView:
     @property
     def stream(self) -> str:
         return self.kind.partition(".")[2]
+
+    def number(self, field: str) -> float | None:
+        """The payload's ``field`` as a finite float, or ``None`` when absent or not a number."""
+        value = self.payload.get(field)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return float(value) if math.isfinite(value) else None
 
     @classmethod
     def from_envelope(cls, envelope: Envelope) -> ReadingView:

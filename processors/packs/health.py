@@ -218,10 +218,9 @@ class LowBattery(BaseDetector[LowBatteryState]):
     def step(
         self, state: LowBatteryState, reading: ReadingView, ctx: DeviceContext
     ) -> tuple[LowBatteryState, list[Signal]]:
-        pct = reading.payload.get("battery_pct")
-        if isinstance(pct, bool) or not isinstance(pct, int | float):
+        pct = reading.number("battery_pct")
+        if pct is None:
             return state, []
-        pct = float(pct)
         rule = ctx.rules.low_battery
         low = state.low
         if not low and pct <= rule.low_pct:

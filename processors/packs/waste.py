@@ -21,7 +21,6 @@ Decisions common to the pack:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from uuid import UUID
@@ -85,13 +84,6 @@ def _clock(at: datetime, ctx: DeviceContext, ref: datetime | None = None) -> str
     if ref is not None and ref.astimezone(ctx.tz).date() != local.date():
         return local.strftime("%m-%d %H:%M")
     return local.strftime("%H:%M")
-
-
-def _number(payload: Mapping[str, Any], key: str) -> float | None:
-    value = payload.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
 
 
 class _State(BaseModel):
@@ -167,7 +159,7 @@ class BinOverflow(BaseDetector[OverflowState]):
     ) -> tuple[OverflowState, list[Signal]]:
         if not state.is_new(reading):
             return state, []
-        fill = _number(reading.payload, "fill_pct")
+        fill = reading.number("fill_pct")
         seen = {"last_at": reading.at, "last_id": reading.id}
         if fill is None:
             return state.model_copy(update=seen), []
@@ -265,7 +257,7 @@ class BinNotEmptied(BaseDetector[NotEmptiedState]):
     ) -> tuple[NotEmptiedState, list[Signal]]:
         if not state.is_new(reading):
             return state, []
-        fill = _number(reading.payload, "fill_pct")
+        fill = reading.number("fill_pct")
         state, signals = self.tick(state, reading.at, ctx)  # a deadline before this reading
         seen = {"last_at": reading.at, "last_id": reading.id}
         if fill is None:
@@ -359,7 +351,7 @@ class BinFillForecast(BaseDetector[ForecastState]):
     ) -> tuple[ForecastState, list[Signal]]:
         if not state.is_new(reading):
             return state, []
-        fill = _number(reading.payload, "fill_pct")
+        fill = reading.number("fill_pct")
         seen = {"last_at": reading.at, "last_id": reading.id}
         if fill is None:
             return state.model_copy(update=seen), []
@@ -447,7 +439,7 @@ class BinFireRisk(BaseDetector[FireState]):
     ) -> tuple[FireState, list[Signal]]:
         if not state.is_new(reading):
             return state, []
-        temp = _number(reading.payload, "temperature_c")
+        temp = reading.number("temperature_c")
         seen = {"last_at": reading.at, "last_id": reading.id}
         if temp is None:
             return state.model_copy(update=seen), []
@@ -552,7 +544,7 @@ class BinStuckSensor(BaseDetector[StuckState]):
     ) -> tuple[StuckState, list[Signal]]:
         if not state.is_new(reading):
             return state, []
-        fill = _number(reading.payload, "fill_pct")
+        fill = reading.number("fill_pct")
         seen = {"last_at": reading.at, "last_id": reading.id}
         if fill is None:
             return state.model_copy(update=seen), []

@@ -39,7 +39,6 @@ once and is not part of this per-device pack.
 
 from __future__ import annotations
 
-import math
 from datetime import date, datetime, time, timedelta
 from typing import Any, ClassVar
 from uuid import UUID
@@ -134,17 +133,8 @@ class Sample(BaseModel):
 
 
 def _volume_l(reading: ReadingView) -> float | None:
-    value = reading.payload.get("volume_m3")
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return float(value) * 1000.0
-
-
-def _flow_l_min(reading: ReadingView) -> float | None:
-    value = reading.payload.get("flow_l_min")
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return float(value)
+    volume = reading.number("volume_m3")
+    return None if volume is None else volume * 1000.0
 
 
 def advance_register(
@@ -523,7 +513,7 @@ class WaterBurst(BaseDetector[BurstState]):
         if reg is state.meter:
             return state, []
         state = state.model_copy(update={"meter": reg})
-        flow = _flow_l_min(reading)
+        flow = reading.number("flow_l_min")
         since: datetime | None
         if flow is not None:  # the meter's own flow wins over register differences
             high, start, ids = flow >= rule.flow_l_min, reading.at, _ids(reading.id)
@@ -654,7 +644,7 @@ class WaterBackflow(BaseDetector[BackflowState]):
                     )
                 ]
             return state, []
-        flow = _flow_l_min(reading)
+        flow = reading.number("flow_l_min")
         if flow is not None and flow <= -rule.min_flow_l_min:
             since = state.reverse_since or reading.at
             ids = (*state.reverse_ids, reading.id)[-4:]
