@@ -22,11 +22,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel
+from pydantic import TypeAdapter
 
 from devices.catalogue import DeviceKind
 from devices.codec import FLAGS_KEY
@@ -36,7 +36,8 @@ from eventlog.envelope import Envelope
 from processors.alarm import AlarmPolicy, Signal
 from processors.rules import ResolvedRules, RuleSet
 
-StateT = TypeVar("StateT", bound=BaseModel)
+#: A detector's state: frozen and serialisable by pydantic (a model or a slotted dataclass).
+StateT = TypeVar("StateT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,8 @@ class ReadingView:
     at: datetime  #: device time (UTC)
     payload: Mapping[str, Any]
     flags: tuple[str, ...] = ()
+    #: The device that sent it (a building-scoped detector sees several devices).
+    device: str = ""
 
     @property
     def stream(self) -> str:
@@ -84,7 +87,18 @@ class ReadingView:
             at=envelope.occurred_at,
             payload=payload,
             flags=tuple(str(f) for f in flags) if isinstance(flags, list) else (),
+            device=envelope.device or "",
         )
+
+
+_ADAPTERS: dict[object, TypeAdapter[Any]] = {}
+
+
+def _adapter(model: object) -> TypeAdapter[Any]:
+    adapter = _ADAPTERS.get(model)
+    if adapter is None:
+        adapter = _ADAPTERS[model] = TypeAdapter(model)
+    return adapter
 
 
 class Detector(Protocol, Generic[StateT]):
@@ -94,10 +108,16 @@ class Detector(Protocol, Generic[StateT]):
     name: ClassVar[str]
     #: Envelope kinds it consumes (``waste_bin.level``...); empty = every reading kind.
     consumes: ClassVar[frozenset[str]]
+    #: Whose readings feed one state: see :attr:`BaseDetector.scope`.
+    scope: ClassVar[Literal["device", "master"]]
 
     def applies_to(self, ctx: DeviceContext) -> bool:
         """Whether this detector watches the device at all (kind, tags, rule enabled)."""
         ...
+
+    def dump_state(self, state: StateT) -> Any: ...
+
+    def load_state(self, data: Any) -> StateT: ...
 
     def initial(self, ctx: DeviceContext) -> StateT: ...
 
@@ -126,6 +146,20 @@ class BaseDetector(Generic[StateT]):
     kinds: ClassVar[frozenset[DeviceKind]] = frozenset()
     #: The state model; :meth:`initial` builds it with no arguments.
     state_model: type[StateT]
+    #: ``device``: one state per device, fed that device's readings. ``master``: one state
+    #: per master meter, fed the readings of the master *and* of every meter whose
+    #: ``meter_of`` names it (``ReadingView.device`` tells them apart); ``applies_to`` and
+    #: the context are the master's.
+    scope: ClassVar[Literal["device", "master"]] = "device"
+
+    def dump_state(self, state: StateT) -> Any:
+        """``state`` as JSON-compatible data (snapshots, faust tables)."""
+        return _adapter(self.state_model).dump_python(state, mode="json")
+
+    def load_state(self, data: Any) -> StateT:
+        """The state :meth:`dump_state` gave ``data`` for (validated)."""
+        state: StateT = _adapter(self.state_model).validate_python(data)
+        return state
 
     def applies_to(self, ctx: DeviceContext) -> bool:
         """A device of one of :attr:`kinds` (any if empty) whose rule is enabled."""
