@@ -91,10 +91,10 @@ class ReadingView:
         )
 
 
-_ADAPTERS: dict[object, TypeAdapter[Any]] = {}
+_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
 
 
-def _adapter(model: object) -> TypeAdapter[Any]:
+def _adapter(model: Any) -> TypeAdapter[Any]:
     adapter = _ADAPTERS.get(model)
     if adapter is None:
         adapter = _ADAPTERS[model] = TypeAdapter(model)
