@@ -20,9 +20,50 @@ def _cmd_up(args: argparse.Namespace) -> int:
         mqtt_url=args.mqtt_url,
         mqtt_port=args.mqtt_port,
         mqtt_protocol=args.protocol,
+        rules=args.rules,
+        lateness_s=args.lateness,
     )
     asyncio.run(run_embedded(settings, duration=args.duration))
     return 0
+
+
+def _cmd_rebuild(args: argparse.Namespace) -> int:
+    from estate.runtime import rebuild
+
+    settings = load_settings(
+        data_dir=args.data_dir, registry=args.registry, rules=args.rules, lateness_s=args.lateness
+    )
+    if not settings.log_path.exists():
+        print(f"no event log at {settings.log_path}", file=sys.stderr)
+        return 1
+    rebuild(settings, detectors=args.detectors)
+    return 0
+
+
+def _cmd_detect(args: argparse.Namespace) -> int:
+    from estate.runtime import run_detectors
+
+    settings = load_settings(
+        data_dir=args.data_dir, registry=args.registry, rules=args.rules, lateness_s=args.lateness
+    )
+    if not settings.log_path.exists():
+        print(f"no event log at {settings.log_path}", file=sys.stderr)
+        return 1
+    run_detectors(settings, follow=args.follow, snapshot_every_s=args.snapshot_every)
+    return 0
+
+
+def _processing_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir", type=Path, help="where the log and state live (default ./var)"
+    )
+    parser.add_argument(
+        "--registry", type=Path, help="estate.yaml or folder (default: demo estate)"
+    )
+    parser.add_argument("--rules", type=Path, help="rule file or folder (default: shipped rules)")
+    parser.add_argument(
+        "--lateness", type=float, help="allowed lateness of readings in seconds (default 120)"
+    )
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
@@ -85,8 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = commands.add_parser("up", help="run the embedded service (broker, log, ...) until Ctrl-C")
-    up.add_argument("--data-dir", type=Path, help="where the log and state live (default ./var)")
-    up.add_argument("--registry", type=Path, help="estate.yaml or folder (default: demo estate)")
+    _processing_options(up)
     up.add_argument("--mqtt-url", help="use this external broker instead of the embedded one")
     up.add_argument("--mqtt-port", type=int, help="port of the embedded broker (default 1883)")
     up.add_argument("--protocol", choices=["5", "3.1.1"], help="MQTT version for --mqtt-url")
@@ -101,6 +141,25 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--data-dir", type=Path)
     ingest.add_argument("--registry", type=Path)
     ingest.set_defaults(func=_cmd_ingest)
+
+    rebuild = commands.add_parser(
+        "rebuild", help="drop the projections (alert book, device state) and rebuild them"
+    )
+    _processing_options(rebuild)
+    rebuild.add_argument(
+        "--detectors",
+        action="store_true",
+        help="also drop the detector state and re-run the detectors over the whole log",
+    )
+    rebuild.set_defaults(func=_cmd_rebuild)
+
+    detect = commands.add_parser("detect", help="run the detectors over the log (no ingest)")
+    _processing_options(detect)
+    detect.add_argument("--follow", action="store_true", help="keep running for new readings")
+    detect.add_argument(
+        "--snapshot-every", type=float, default=5.0, help="seconds between snapshots (default 5)"
+    )
+    detect.set_defaults(func=_cmd_detect)
 
     registry = commands.add_parser("registry", help="estate registry tools")
     reg = registry.add_subparsers(dest="registry_command", required=True, metavar="COMMAND")

@@ -8,17 +8,26 @@ import logging
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 from devices.demo_estate import write_registry
-from devices.registry import load_registry, summarize
+from devices.registry import RegistryIndex, load_registry, summarize
 from estate.settings import Settings
+from eventlog.log import EventLog
 from eventlog.sqlite import SqliteEventLog
 from ingest.embedded_broker import EmbeddedBroker, free_port
 from ingest.gateway import Gateway, GatewayConfig
 from ingest.pipeline import Pipeline
 from ingest.sink import InlineSink, ProcessSink, Sink, WorkerSpec
+from processors.detectors import ALL_DETECTORS
+from processors.engine import Engine, EngineConfig
+from processors.projections import Projections
+from processors.rules import load_rules
+from processors.runner import Consumer, DetectorRunner
+from processors.statestore import StateStore
 
 log = logging.getLogger("estate")
 
@@ -63,57 +72,206 @@ def status_line(gateway: Gateway) -> str:
     )
 
 
+class Processing:
+    """The detector runner and the projections over one log, with their state store."""
+
+    def __init__(self, settings: Settings, index: RegistryIndex, event_log: EventLog) -> None:
+        rules = load_rules(settings.rules)
+        config = EngineConfig(lateness=timedelta(seconds=settings.lateness_s))
+        self.store = StateStore(settings.state_path)
+        self.detectors = DetectorRunner(
+            event_log, self.store, lambda: Engine(index, rules, ALL_DETECTORS, config)
+        )
+        self.projections = Projections(event_log, self.store)
+
+    def load(self, echo: Callable[[str], None]) -> None:
+        for consumer in (self.detectors, self.projections):
+            resumed = consumer.load()
+            where = "its snapshot" if resumed else "the start of the log"
+            echo(f"{consumer.name}: resuming from {where} ({consumer.lag()} records to read)")
+
+    def status(self) -> str:
+        opened = self.projections.open_alerts()
+        by_kind = ", ".join(
+            f"{k} {v}" for k, v in sorted(Counter(a.condition for a in opened).items())
+        )
+        return (
+            f"detectors: events appended {self.detectors.events_appended}, lag "
+            f"{self.detectors.lag()}; open alerts {len(opened)}"
+            + (f" [{by_kind}]" if by_kind else "")
+        )
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def run_detectors(
+    settings: Settings,
+    *,
+    follow: bool,
+    snapshot_every_s: float = 5.0,
+    echo: Callable[[str], None] = print,
+) -> None:
+    """Run the detectors over the log from their snapshot: to its end, or on (``follow``)
+    until SIGINT/SIGTERM. Not beside ``estate up``, which runs them itself."""
+    index = load_registry(settings.registry_path).index()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with SqliteEventLog(settings.log_path) as event_log:
+        processing = Processing(settings, index, event_log)
+        runner = processing.detectors
+        runner.snapshot_every_s = snapshot_every_s
+        try:
+            resumed = runner.load()
+            echo(f"detectors: from {'their snapshot' if resumed else 'zero'}, lag {runner.lag()}")
+            last = time.monotonic()
+            while not stop.is_set():
+                if not runner.poll():
+                    if not follow:
+                        break
+                    stop.wait(0.2)
+                if time.monotonic() - last >= 5:
+                    last = time.monotonic()
+                    echo(f"detectors: {runner.records} records, lag {runner.lag()}")
+            runner.save()
+            echo(f"detectors: {runner.records} records, {runner.events_appended} events appended")
+        finally:
+            processing.close()
+
+
+def rebuild(settings: Settings, *, detectors: bool, echo: Callable[[str], None] = print) -> str:
+    """Drop the projections (and, with ``detectors``, the detector state) and rebuild them
+    from the log; the projections' digest. Stop ``estate up`` first."""
+    index = load_registry(settings.registry_path).index()
+    with SqliteEventLog(settings.log_path) as event_log:
+        processing = Processing(settings, index, event_log)
+        try:
+            consumers: list[Consumer] = [processing.projections]
+            if detectors:
+                consumers.insert(0, processing.detectors)
+            for consumer in consumers:
+                dropped = processing.store.delete(consumer.name)
+                echo(f"{consumer.name}: dropped {dropped} snapshot(s); reading the log from zero")
+                last = [time.monotonic()]
+
+                def progress(
+                    done: int, name: str = consumer.name, last: list[float] = last
+                ) -> None:
+                    if time.monotonic() - last[0] >= 1:
+                        last[0] = time.monotonic()
+                        echo(f"{name}: {done} records")
+
+                done = consumer.catch_up(progress)
+                consumer.save()
+                echo(f"{consumer.name}: {done} records read")
+            if detectors:
+                added = processing.detectors.events_appended
+                echo(f"detectors: {added} events that were not already in the log")
+            p = processing.projections
+            echo(
+                f"projections: {len(p.alerts)} alerts ({len(p.open_alerts())} open), "
+                f"{len(p.devices)} devices, digest {p.digest()}"
+            )
+            return p.digest()
+        finally:
+            processing.close()
+
+
+class EmbeddedStack:
+    """Registry, log, detectors, projections, broker and gateway of ``estate up``."""
+
+    def __init__(self, settings: Settings, echo: Callable[[str], None] = print) -> None:
+        self.settings = settings
+        self.echo = echo
+        self.stop_event = asyncio.Event()
+        self.broker: EmbeddedBroker | None = None
+        self.gateway: Gateway | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+        self._exit = contextlib.ExitStack()
+
+    async def start(self) -> None:
+        settings, echo = self.settings, self.echo
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        ensure_registry(settings, echo)
+        self.registry = load_registry(settings.registry_path)
+        self.index = self.registry.index()
+        echo(f"registry {settings.registry_path}:\n{summarize(self.registry).to_text()}")
+        self.log = self._exit.enter_context(SqliteEventLog(settings.log_path))
+        echo(f"event log {settings.log_path}")
+        self.processing = Processing(settings, self.index, self.log)
+        self._exit.callback(self.processing.close)
+        self.processing.load(echo)
+        self.tasks = [
+            asyncio.create_task(self.processing.detectors.run(self.stop_event)),
+            asyncio.create_task(self.processing.projections.run(self.stop_event)),
+        ]
+        if settings.mqtt_url is None:
+            self.broker = EmbeddedBroker(port=settings.mqtt_port or free_port())
+            await self.broker.start()
+            echo(f"embedded MQTT broker (amqtt) on {self.broker.url}")
+            self.mqtt_url, protocol = self.broker.url, settings.mqtt_protocol or "3.1.1"
+        else:
+            echo(f"using external MQTT broker {redact_url(settings.mqtt_url)}")
+            self.mqtt_url, protocol = settings.mqtt_url, settings.mqtt_protocol or "5"
+        sink = InlineSink(Pipeline(self.index, settings.hash_salt()), self.log)
+        self.gateway = make_gateway(settings, sink, self.mqtt_url, protocol)
+        self.gateway.start()
+        if not await asyncio.to_thread(self.gateway.wait_connected, 15):
+            echo(f"warning: not yet connected to {self.mqtt_url}; still trying")
+
+    def check(self) -> None:
+        """Raise what made a component fail (a failed component stops the service loudly)."""
+        if self.gateway is not None:
+            self.gateway.raise_if_failed()
+        for task in self.tasks:
+            if task.done():
+                task.result()
+
+    def status(self) -> list[str]:
+        lines = [status_line(self.gateway)] if self.gateway is not None else []
+        return [*lines, self.processing.status()]
+
+    async def stop(self) -> None:
+        self.stop_event.set()
+        try:
+            if self.gateway is not None:
+                await asyncio.to_thread(self.gateway.stop)
+            if self.broker is not None:
+                await self.broker.stop()
+            if self.tasks:
+                await asyncio.gather(*self.tasks, return_exceptions=True)
+        finally:
+            self._exit.close()
+
+
 async def run_embedded(
     settings: Settings, *, duration: float | None = None, echo: Callable[[str], None] = print
 ) -> None:
     """Run the embedded stack until Ctrl-C / SIGTERM (or ``duration`` seconds)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    ensure_registry(settings, echo)
-    registry = load_registry(settings.registry_path)
-    echo(f"registry {settings.registry_path}:\n{summarize(registry).to_text()}")
-
-    stop = asyncio.Event()
+    stack = EmbeddedStack(settings, echo)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-
-    broker: EmbeddedBroker | None = None
-    gateway: Gateway | None = None
-    with SqliteEventLog(settings.log_path) as event_log:
-        echo(f"event log {settings.log_path}")
-        try:
-            if settings.mqtt_url is None:
-                broker = EmbeddedBroker(port=settings.mqtt_port or free_port())
-                await broker.start()
-                echo(f"embedded MQTT broker (amqtt) on {broker.url}")
-                url, protocol = broker.url, settings.mqtt_protocol or "3.1.1"
-            else:
-                echo(f"using external MQTT broker {redact_url(settings.mqtt_url)}")
-                url, protocol = settings.mqtt_url, settings.mqtt_protocol or "5"
-            sink = InlineSink(Pipeline(registry.index(), settings.hash_salt()), event_log)
-            gateway = make_gateway(settings, sink, url, protocol)
-            gateway.start()
-            if not await asyncio.to_thread(gateway.wait_connected, 15):
-                echo(f"warning: not yet connected to {url}; still trying")
-            echo("running; Ctrl-C to stop")
-            started = time.monotonic()
-            while not stop.is_set():
-                timeout = 5.0
-                if duration is not None:
-                    timeout = min(timeout, max(0.0, duration - (time.monotonic() - started)))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout)
-                gateway.raise_if_failed()
-                echo(status_line(gateway))
-                if duration is not None and time.monotonic() - started >= duration:
-                    break
-        finally:
-            if gateway is not None:
-                await asyncio.to_thread(gateway.stop)
-            if broker is not None:
-                await broker.stop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
+        loop.add_signal_handler(sig, stack.stop_event.set)
+    try:
+        await stack.start()
+        echo("running; Ctrl-C to stop")
+        started = time.monotonic()
+        while not stack.stop_event.is_set():
+            timeout = 5.0
+            if duration is not None:
+                timeout = min(timeout, max(0.0, duration - (time.monotonic() - started)))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stack.stop_event.wait(), timeout)
+            stack.check()
+            for line in stack.status():
+                echo(line)
+            if duration is not None and time.monotonic() - started >= duration:
+                break
+    finally:
+        await stack.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
     echo("stopped cleanly")
 
 

@@ -41,10 +41,21 @@ class Settings(BaseModel):
     hash_salt_file: Path | None = Field(
         default=None, description="file holding the salt for credential hashes"
     )
+    rules: Path | None = Field(
+        default=None, description="rule file or folder of rule files (default: the shipped rules)"
+    )
+    lateness_s: Annotated[float, Field(ge=0, le=86400)] = Field(
+        default=120.0, description="allowed lateness of readings, seconds of device time"
+    )
 
     @property
     def log_path(self) -> Path:
         return self.data_dir / "estate.db"
+
+    @property
+    def state_path(self) -> Path:
+        """Snapshots of the detectors and projections (rebuildable from the log)."""
+        return self.data_dir / "state.db"
 
     @property
     def registry_path(self) -> Path:

@@ -38,14 +38,14 @@ def load_index(path: Path) -> RegistryIndex:
 
 
 def _messages(
-    index: RegistryIndex, hours: float, seed: int
+    index: RegistryIndex, hours: float, seed: int, meters: int
 ) -> Iterator[tuple[datetime, str, dict[str, Any]]]:
-    rng = random.Random(seed)
+    rng, n_meters = random.Random(seed), meters
     refs = list(index.devices_of("lvcheng"))
     bins = [r for r in refs if r.kind.value == "waste_bin"][:2]
     meters = [r for r in refs if r.kind.value == "water_meter"]
     masters = [m for m in meters if m.spec.is_master_meter and m.spec.meter_of is not None][:1]
-    households = [m for m in meters if m.spec.meter_of == masters[0].device][:4]
+    households = [m for m in meters if m.spec.meter_of == masters[0].device][:n_meters]
     end = T0 + timedelta(hours=hours)
     silent = households[-1].device  # stops reporting after a third of the run
     leak = households[0].device
@@ -108,11 +108,14 @@ def _messages(
         t += step
 
 
-def envelopes(index: RegistryIndex, hours: float = 30, seed: int = 7) -> list[Envelope]:
-    """The accepted readings of ``hours`` of traffic, in device-time order."""
+def envelopes(
+    index: RegistryIndex, hours: float = 30, seed: int = 7, meters: int = 4
+) -> list[Envelope]:
+    """The accepted readings of ``hours`` of traffic (``meters`` household water meters of
+    one building), in device-time order."""
     pipeline = Pipeline(index, SALT)
     out: list[Envelope] = []
-    for at, topic, payload in sorted(_messages(index, hours, seed), key=lambda m: m[0]):
+    for at, topic, payload in sorted(_messages(index, hours, seed, meters), key=lambda m: m[0]):
         judged = pipeline.judge(topic, json.dumps(payload).encode(), at + timedelta(seconds=2))
         assert not judged.rejected, judged.rejected
         out.extend(judged.readings)
