@@ -18,10 +18,8 @@ from hypothesis import strategies as st
 from devices.registry import RegistryIndex
 from eventlog.envelope import Envelope, Stream
 from eventlog.sqlite import SqliteEventLog
+from processors.detectors import ALL_DETECTORS
 from processors.engine import COMMAND_REJECTED, NOT_JUDGED, Engine, EngineConfig
-from processors.packs.health import HEALTH_DETECTORS
-from processors.packs.waste import WASTE_DETECTORS
-from processors.packs.water import WATER_DETECTORS
 from processors.projections import Projections
 from processors.rules import load_rules
 from processors.runner import COMMANDS, DetectorRunner
@@ -29,7 +27,6 @@ from processors.statestore import StateStore
 from tests.processors.traffic import envelopes, load_index, write_registry
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
-DETECTORS = (*HEALTH_DETECTORS, *WASTE_DETECTORS, *WATER_DETECTORS)
 LATENESS = timedelta(minutes=2)
 
 
@@ -44,7 +41,7 @@ def traffic(index: RegistryIndex) -> list[Envelope]:
 
 
 def make_engine(index: RegistryIndex) -> Engine:
-    return Engine(index, load_rules(), DETECTORS, EngineConfig(lateness=LATENESS))
+    return Engine(index, load_rules(), ALL_DETECTORS, EngineConfig(lateness=LATENESS))
 
 
 def run(index: RegistryIndex, batches: list[list[Envelope]]) -> list[Envelope]:
