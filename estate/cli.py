@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from estate.settings import SettingsError, load_settings
+from processors.rules import RuleError
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
@@ -51,6 +53,53 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         return 1
     run_detectors(settings, follow=args.follow, snapshot_every_s=args.snapshot_every)
     return 0
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    import json
+
+    from estate.runtime import what_if
+    from processors.replay import difference_table
+
+    settings = load_settings(
+        data_dir=args.data_dir, registry=args.registry, rules=args.rules, lateness_s=args.lateness
+    )
+    if not settings.log_path.exists():
+        print(f"no event log at {settings.log_path}", file=sys.stderr)
+        return 1
+    rows = what_if(settings, args.what_if_rules, since=args.since, until=args.until)
+    print(difference_table(rows))
+    if args.json is not None:
+        document = [
+            {
+                "detector": r.detector,
+                "estate": r.estate,
+                "before": r.before,
+                "after": r.after,
+                "added": [
+                    {"device": s.device, "raised_at": s.start.isoformat(), "why": s.explanation}
+                    for s in r.added
+                ],
+                "removed": [
+                    {"device": s.device, "raised_at": s.start.isoformat(), "why": s.explanation}
+                    for s in r.removed
+                ],
+            }
+            for r in rows
+        ]
+        args.json.write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _timestamp(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO-8601 time (e.g. 2026-11-01 or 2026-11-01T08:00+08:00)"
+        ) from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _processing_options(parser: argparse.ArgumentParser) -> None:
@@ -161,6 +210,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     detect.set_defaults(func=_cmd_detect)
 
+    replay = commands.add_parser(
+        "replay", help="what-if: re-run the detectors over the log with other rules"
+    )
+    _processing_options(replay)
+    replay.add_argument(
+        "--with",
+        dest="what_if_rules",
+        type=Path,
+        required=True,
+        metavar="RULES",
+        help="the other rule file or folder to compare with the current rules (--rules)",
+    )
+    replay.add_argument(
+        "--since", type=_timestamp, help="device time from (ISO-8601; UTC if no offset)"
+    )
+    replay.add_argument("--until", type=_timestamp, help="device time until (exclusive)")
+    replay.add_argument("--json", type=Path, help="also write the comparison as JSON here")
+    replay.set_defaults(func=_cmd_replay)
+
     registry = commands.add_parser("registry", help="estate registry tools")
     reg = registry.add_subparsers(dest="registry_command", required=True, metavar="COMMAND")
     gen = reg.add_parser("generate", help="write a realistic demo estate registry")
@@ -187,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except KeyboardInterrupt:
         return 130
-    except (SettingsError, OSError, ValueError) as exc:
+    except (SettingsError, OSError, ValueError, RuleError) as exc:
         # RegistryError and LogError messages are written for people: show them as they are.
         print(f"estate: {exc}", file=sys.stderr)
         return 2

@@ -10,7 +10,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from devices.demo_estate import write_registry
@@ -25,6 +26,7 @@ from ingest.sink import InlineSink, ProcessSink, Sink, WorkerSpec
 from processors.detectors import ALL_DETECTORS
 from processors.engine import Engine, EngineConfig
 from processors.projections import Projections
+from processors.replay import Difference, alert_spans, compare, log_readings, replay_readings
 from processors.rules import load_rules
 from processors.runner import Consumer, DetectorRunner
 from processors.statestore import StateStore
@@ -138,6 +140,34 @@ def run_detectors(
             echo(f"detectors: {runner.records} records, {runner.events_appended} events appended")
         finally:
             processing.close()
+
+
+def what_if(
+    settings: Settings,
+    rules_path: Path,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    echo: Callable[[str], None] = print,
+) -> list[Difference]:
+    """Re-run the detectors over the log's readings under the current rules and under
+    ``rules_path``; which alerts the other rules add or remove. Touches nothing live."""
+    index = load_registry(settings.registry_path).index()
+    current, other = load_rules(settings.rules), load_rules(rules_path)
+    config = EngineConfig(lateness=timedelta(seconds=settings.lateness_s))
+    echo(f"rules: current {current.version} vs {other.version} ({rules_path})")
+    with SqliteEventLog(settings.log_path) as event_log:
+        spans = []
+        for label, rules in (("current", current), ("other", other)):
+
+            def progress(n: int, label: str = label) -> None:
+                echo(f"{label}: {n} readings read")
+
+            readings = log_readings(event_log, since, until, progress)
+            events = replay_readings(readings, index, rules, ALL_DETECTORS, config, until=until)
+            spans.append(alert_spans(events))
+            echo(f"{label} rules: {len(spans[-1])} alerts")
+    return compare(spans[0], spans[1])
 
 
 def rebuild(settings: Settings, *, detectors: bool, echo: Callable[[str], None] = print) -> str:

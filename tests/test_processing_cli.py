@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -108,3 +109,31 @@ def test_rebuild_without_a_log_says_so(tmp_path: Path) -> None:
     result = estate("rebuild", data=tmp_path / "nothing")
     assert result.returncode == 1
     assert "no event log" in result.stderr
+
+
+def test_replay_with_other_rules_reports_added_alerts(loaded: Path, tmp_path: Path) -> None:
+    data = copy(loaded, tmp_path / "data")
+    lower = tmp_path / "lower.yaml"
+    lower.write_text(
+        'version: "what-if-1"\nprofiles:\n  waste_bin:\n'
+        "    bin_overflow: {high_pct: 40, low_pct: 10}\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "diff.json"
+    result = estate("replay", "--with", str(lower), "--json", str(out), data=data)
+    assert result.returncode == 0, result.stderr
+    assert "bin_overflow" in result.stdout
+    rows = {r["detector"]: r for r in json.loads(out.read_text())}
+    assert rows["bin_overflow"]["after"] >= rows["bin_overflow"]["before"]
+    assert rows["bin_overflow"]["added"]
+    with SqliteEventLog(data / "estate.db") as log:
+        assert log.end_position(Stream.EVENTS) == 0  # nothing live was touched
+
+
+def test_replay_refuses_a_broken_rule_file(loaded: Path, tmp_path: Path) -> None:
+    data = copy(loaded, tmp_path / "data")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text('version: "x"\nprofiles:\n  waste_bin:\n    bin_overflow: {high_pct: -5}\n')
+    result = estate("replay", "--with", str(broken), data=data)
+    assert result.returncode == 2
+    assert "broken.yaml:4" in result.stderr and "Traceback" not in result.stderr
