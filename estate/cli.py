@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from estate.settings import SettingsError, load_settings
 from processors.rules import RuleError
@@ -167,30 +168,8 @@ def _cmd_log_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="estate",
-        description="Event-sourced IoT monitoring for residential estates.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    up = commands.add_parser("up", help="run the embedded service (broker, log, ...) until Ctrl-C")
-    _processing_options(up)
-    up.add_argument("--mqtt-url", help="use this external broker instead of the embedded one")
-    up.add_argument("--mqtt-port", type=int, help="port of the embedded broker (default 1883)")
-    up.add_argument("--protocol", choices=["5", "3.1.1"], help="MQTT version for --mqtt-url")
-    up.add_argument("--duration", type=float, help="stop after this many seconds")
-    up.set_defaults(func=_cmd_up)
-
-    ingest = commands.add_parser("ingest", help="run the MQTT ingest gateway alone")
-    ingest.add_argument("--mqtt-url", help="broker, e.g. mqtt://user@host:1883 (required)")
-    ingest.add_argument("--protocol", choices=["5", "3.1.1"], help="MQTT version (default 5)")
-    ingest.add_argument("--client-id", help="fixed client id of the persistent session")
-    ingest.add_argument("--shared-group", help="shared-subscription group for replicas")
-    ingest.add_argument("--data-dir", type=Path)
-    ingest.add_argument("--registry", type=Path)
-    ingest.set_defaults(func=_cmd_ingest)
-
+def _add_processing_commands(commands: Any) -> None:
+    """``rebuild``, ``detect`` and ``replay``: the detectors and projections over the log."""
     rebuild = commands.add_parser(
         "rebuild", help="drop the projections (alert book, device state) and rebuild them"
     )
@@ -229,6 +208,33 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--json", type=Path, help="also write the comparison as JSON here")
     replay.set_defaults(func=_cmd_replay)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="estate",
+        description="Event-sourced IoT monitoring for residential estates.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="run the embedded service (broker, log, ...) until Ctrl-C")
+    _processing_options(up)
+    up.add_argument("--mqtt-url", help="use this external broker instead of the embedded one")
+    up.add_argument("--mqtt-port", type=int, help="port of the embedded broker (default 1883)")
+    up.add_argument("--protocol", choices=["5", "3.1.1"], help="MQTT version for --mqtt-url")
+    up.add_argument("--duration", type=float, help="stop after this many seconds")
+    up.set_defaults(func=_cmd_up)
+
+    ingest = commands.add_parser("ingest", help="run the MQTT ingest gateway alone")
+    ingest.add_argument("--mqtt-url", help="broker, e.g. mqtt://user@host:1883 (required)")
+    ingest.add_argument("--protocol", choices=["5", "3.1.1"], help="MQTT version (default 5)")
+    ingest.add_argument("--client-id", help="fixed client id of the persistent session")
+    ingest.add_argument("--shared-group", help="shared-subscription group for replicas")
+    ingest.add_argument("--data-dir", type=Path)
+    ingest.add_argument("--registry", type=Path)
+    ingest.set_defaults(func=_cmd_ingest)
+
+    _add_processing_commands(commands)
+
     registry = commands.add_parser("registry", help="estate registry tools")
     reg = registry.add_subparsers(dest="registry_command", required=True, metavar="COMMAND")
     gen = reg.add_parser("generate", help="write a realistic demo estate registry")
@@ -240,6 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = reg.add_parser("check", help="validate an estate.yaml (or folder) and summarise it")
     check.add_argument("file", type=Path)
     check.set_defaults(func=_cmd_registry_check)
+
+    from alerts.cli import register as register_alerts
+
+    register_alerts(commands)
 
     logp = commands.add_parser("log", help="event log tools")
     logc = logp.add_subparsers(dest="log_command", required=True, metavar="COMMAND")

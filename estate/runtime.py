@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from alerts.cli import OUTBOX_FILE
+from alerts.delivery import DeliveryCounters, run_dispatcher
 from devices.demo_estate import write_registry
 from devices.registry import RegistryIndex, load_registry, summarize
 from estate.settings import Settings
@@ -218,6 +220,7 @@ class EmbeddedStack:
         self.broker: EmbeddedBroker | None = None
         self.gateway: Gateway | None = None
         self.tasks: list[asyncio.Task[None]] = []
+        self.deliveries = DeliveryCounters()
         self._exit = contextlib.ExitStack()
 
     async def start(self) -> None:
@@ -235,7 +238,17 @@ class EmbeddedStack:
         self.tasks = [
             asyncio.create_task(self.processing.detectors.run(self.stop_event)),
             asyncio.create_task(self.processing.projections.run(self.stop_event)),
+            asyncio.create_task(
+                run_dispatcher(
+                    self.log,
+                    self.index,
+                    settings.data_dir / OUTBOX_FILE,
+                    self.stop_event,
+                    counters=self.deliveries,
+                )
+            ),
         ]
+        echo(f"webhooks: outbox {settings.data_dir / OUTBOX_FILE}")
         if settings.mqtt_url is None:
             self.broker = EmbeddedBroker(port=settings.mqtt_port or free_port())
             await self.broker.start()
@@ -260,7 +273,12 @@ class EmbeddedStack:
 
     def status(self) -> list[str]:
         lines = [status_line(self.gateway)] if self.gateway is not None else []
-        return [*lines, self.processing.status()]
+        d = self.deliveries
+        webhooks = (
+            f"webhooks: queued {d.messages_enqueued}, delivered {d.delivered}, "
+            f"failed attempts {d.attempts_failed}, in flight {d.in_flight}"
+        )
+        return [*lines, self.processing.status(), webhooks]
 
     async def stop(self) -> None:
         self.stop_event.set()
