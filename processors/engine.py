@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from uuid import UUID
@@ -85,16 +85,9 @@ class EngineStats:
     commands_rejected: int = 0
 
 
-@dataclass(slots=True)
-class _Pending:
-    """A buffered reading, ordered by (device time, id)."""
-
-    at: datetime
-    id: UUID
-    envelope: Envelope = field(compare=False)
-
-    def __lt__(self, other: _Pending) -> bool:
-        return (self.at, self.id.bytes) < (other.at, other.id.bytes)
+#: A buffered reading: (device time, id bytes, envelope); ids are unique in the buffer, so
+#: tuples compare (in C) on time and id only, never on the envelope.
+_Pending = tuple[datetime, bytes, Envelope]
 
 
 def _ticks(detector: Detector[Any]) -> bool:
@@ -193,7 +186,7 @@ class Engine:
                 continue
             if envelope.id in self._buffered:
                 continue  # the same reading twice (the log deduplicates; a replayed batch)
-            heapq.heappush(self._buffer, _Pending(at, envelope.id, envelope))
+            heapq.heappush(self._buffer, (at, envelope.id.bytes, envelope))
             self._buffered.add(envelope.id)
             if self.max_seen is None or at > self.max_seen:
                 self.max_seen = at
@@ -243,12 +236,12 @@ class Engine:
         if watermark is None:
             return
         buffer = self._buffer
-        while buffer and buffer[0].at < watermark:
-            pending = heapq.heappop(buffer)
-            self._buffered.discard(pending.id)
-            if self.next_tick is None or pending.at >= self.next_tick:
-                self._tick(self._grid(pending.at), out, received_at)
-            self._judge(pending.envelope, out, received_at)
+        while buffer and buffer[0][0] < watermark:
+            at, _, envelope = heapq.heappop(buffer)
+            self._buffered.discard(envelope.id)
+            if self.next_tick is None or at >= self.next_tick:
+                self._tick(self._grid(at), out, received_at)
+            self._judge(envelope, out, received_at)
         if self.next_tick is None or watermark >= self.next_tick:
             self._tick(self._grid(watermark), out, received_at)
 
@@ -372,7 +365,7 @@ class Engine:
             "max_seen": self.max_seen.isoformat() if self.max_seen else None,
             "watermark": self.watermark.isoformat() if self.watermark else None,
             "next_tick": self.next_tick.isoformat() if self.next_tick else None,
-            "buffer": [p.envelope.model_dump(mode="json") for p in sorted(self._buffer)],
+            "buffer": [p[2].model_dump(mode="json") for p in sorted(self._buffer)],
             "states": states,
             "book": self.book.model_dump(mode="json"),
         }
@@ -387,11 +380,11 @@ class Engine:
         self.watermark = _time(data["watermark"])
         self.next_tick = _time(data["next_tick"])
         self._buffer = [
-            _Pending(e.occurred_at, e.id, e)
+            (e.occurred_at, e.id.bytes, e)
             for e in (Envelope.model_validate(item) for item in data["buffer"])
         ]
         heapq.heapify(self._buffer)
-        self._buffered = {p.id for p in self._buffer}
+        self._buffered = {p[2].id for p in self._buffer}
         self.states, self._tickers = {}, {}
         for owner, by_name in data["states"].items():
             for name, state in by_name.items():
