@@ -45,7 +45,7 @@ from pydantic_core import ErrorDetails
 from devices.catalogue import DeviceKind, WasteCategory
 from devices.profiles import BUILTIN_PROFILES, Profile, unit_problem
 from devices.severity import Severity
-from devices.yamlfile import Problem, format_loc, read_mapping, show
+from devices.yamlfile import Problem, format_loc, line_of, read_mapping, show
 from eventlog.envelope import Ident
 
 __all__ = [
@@ -712,7 +712,7 @@ class _Locator:
 
     def line(self, file: str, loc: Loc) -> int | None:
         root = self._roots.get(file)
-        return None if root is None else _line_of(root, loc)
+        return None if root is None else line_of(root, loc)
 
     def ref(self, obj: object, here: str) -> str:
         """A short reference to ``obj`` for a message about something in file ``here``."""
@@ -721,28 +721,6 @@ class _Locator:
         if line is None:
             return format_loc(loc) if file == here else f"{file}: {format_loc(loc)}"
         return f"line {line}" if file == here else f"{file}:{line}"
-
-
-def _line_of(root: yaml.Node, loc: Loc) -> int:
-    """The 1-based line of the deepest node along ``loc`` (a key's line for mapping entries)."""
-    node = root
-    line = root.start_mark.line + 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
-            for key, value in reversed(node.value):  # the last duplicate wins, as in PyYAML
-                if isinstance(key, yaml.ScalarNode) and key.value == part:
-                    line, node = key.start_mark.line + 1, value
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if not 0 <= part < len(node.value):
-                return line
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
 
 
 # --- cross checks and merging ----------------------------------------------------------------
@@ -1067,7 +1045,7 @@ def _load_file(path: Path, locator: _Locator) -> tuple[Registry | None, list[Pro
         registry = Registry.model_validate(data, context={_DEFER_CHECKS: True})
     except ValidationError as exc:
         return None, [
-            Problem(name, _line_of(root, err["loc"]), format_loc(err["loc"]), _message(err))
+            Problem(name, line_of(root, err["loc"]), format_loc(err["loc"]), _message(err))
             for err in _without_typo_twins(exc.errors(include_url=False))
         ]
     locator.add(name, registry, root)

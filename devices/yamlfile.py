@@ -182,3 +182,25 @@ def read_mapping(path: Path, top_hint: str) -> tuple[dict[str, Any], yaml.Node] 
         got = "a list" if isinstance(data, list) else show(data)
         return [Problem(name, root.start_mark.line + 1, "", f"{top_hint}, got {got}")]
     return data, root
+
+
+def line_of(root: yaml.Node, loc: tuple[str | int, ...] | list[str | int]) -> int:
+    """The 1-based line of the deepest node along ``loc`` (a key's line for mapping entries)."""
+    node = root
+    line = root.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            for key, value in reversed(node.value):  # the last duplicate wins, as in PyYAML
+                if isinstance(key, yaml.ScalarNode) and key.value == part:
+                    line, node = key.start_mark.line + 1, value
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if not 0 <= part < len(node.value):
+                return line
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +56,62 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(scenario_name: str, rules_path: Path | None, lateness: float | None) -> Any:
+    from processors.engine import EngineConfig
+    from processors.rules import load_rules
+    from simulators.evaluate import evaluate
+    from simulators.scenario import load_scenario
+
+    scenario = load_scenario(scenario_name)
+    rules = load_rules(rules_path)
+    config = EngineConfig(lateness=timedelta(seconds=120 if lateness is None else lateness))
+    print(
+        f"evaluating {scenario.name}: {scenario.start.isoformat()} + {scenario.duration}, "
+        f"seed {scenario.seed}, rules {rules.version}",
+        flush=True,
+    )
+
+    def progress(at: datetime, readings: int) -> None:
+        print(
+            f"  simulated to {at.isoformat(timespec='minutes')}, {readings:,} readings", flush=True
+        )
+
+    return evaluate(scenario, rules, config=config, progress=progress)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from processors.scoring import score_table
+
+    result = _evaluate(args.scenario, args.rules, args.lateness)
+    print(
+        f"{result.messages:,} messages, {result.readings:,} readings, "
+        f"{result.duplicates:,} duplicates, rejected {dict(result.rejected) or 'none'}, "
+        f"not judged {dict(result.not_judged) or 'none'}, {result.wall_s:.1f} s"
+    )
+    print(score_table(result.scores))
+    if args.json is not None:
+        args.json.write_text(
+            json.dumps(result.to_json(), indent=2, ensure_ascii=False), encoding="utf-8"
+        )
+        print(f"wrote {args.json}")
+    return 0
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     import json
 
     from estate.runtime import what_if
     from processors.replay import difference_table
 
+    if args.scenario is not None:
+        from processors.scoring import side_by_side
+
+        before = _evaluate(args.scenario, args.rules, args.lateness)
+        after = _evaluate(args.scenario, args.what_if_rules, args.lateness)
+        print(side_by_side(before.scores, after.scores, before.rules_version, after.rules_version))
+        return 0
     settings = load_settings(
         data_dir=args.data_dir, registry=args.registry, rules=args.rules, lateness_s=args.lateness
     )
@@ -206,7 +256,19 @@ def _add_processing_commands(commands: Any) -> None:
     )
     replay.add_argument("--until", type=_timestamp, help="device time until (exclusive)")
     replay.add_argument("--json", type=Path, help="also write the comparison as JSON here")
+    replay.add_argument(
+        "--scenario", help="instead of the log: run this scenario under both rule sets, score both"
+    )
     replay.set_defaults(func=_cmd_replay)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="run a scenario in-process and score every detector on its ground truth"
+    )
+    evaluate.add_argument("scenario", help="a shipped scenario name or a scenario file")
+    evaluate.add_argument("--rules", type=Path, help="rule file or folder (default: shipped)")
+    evaluate.add_argument("--lateness", type=float, help="allowed lateness, seconds (default 120)")
+    evaluate.add_argument("--json", type=Path, help="also write the result as JSON here")
+    evaluate.set_defaults(func=_cmd_evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -248,8 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_cmd_registry_check)
 
     from alerts.cli import register as register_alerts
+    from simulators.cli import register as register_simulators
 
     register_alerts(commands)
+    register_simulators(commands)
 
     logp = commands.add_parser("log", help="event log tools")
     logc = logp.add_subparsers(dest="log_command", required=True, metavar="COMMAND")
@@ -262,7 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        code: int = args.func(args)
+        handler = getattr(args, "func", None) or args.handler  # simulate sets `handler`
+        code: int = handler(args)
     except KeyboardInterrupt:
         return 130
     except (SettingsError, OSError, ValueError, RuleError) as exc:

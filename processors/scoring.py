@@ -20,21 +20,26 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from processors.replay import AlertSpan
 
 DEFAULT_GRACE = timedelta(hours=6)
 
 
-@dataclass(frozen=True, slots=True)
-class Label:
-    estate: str
-    device: str
-    detector: str
-    start: datetime
-    end: datetime
-    kind: str = ""  #: what was injected (``water_leak``, ``bin_fire``...)
+class Label(Protocol):
+    """A labelled anomaly (the simulators' ground truth, ``simulators.model.Label``)."""
+
+    @property
+    def estate(self) -> str: ...
+    @property
+    def device(self) -> str: ...
+    @property
+    def detector(self) -> str: ...
+    @property
+    def start(self) -> datetime: ...
+    @property
+    def end(self) -> datetime: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,5 +167,34 @@ def score_table(scores: Sequence[Score]) -> str:
             f"{s.detector:26} {s.labels:6} {s.detected:6} {_pct(s.recall):>7} {s.alerts:7} "
             f"{_pct(s.precision):>9} {_dur(s.delay_median_s):>10} {_dur(s.delay_p95_s):>10} "
             f"{'-' if fa is None else f'{fa:.2f}':>15}"
+        )
+    return "\n".join(lines)
+
+
+def side_by_side(
+    before: Sequence[Score], after: Sequence[Score], before_name: str, after_name: str
+) -> str:
+    """Two rule sets' scores per detector: recall, precision, delay p50, false alarms."""
+    old = {s.detector: s for s in before}
+    new = {s.detector: s for s in after}
+    header = (
+        f"{'detector':26} {'recall':>15} {'precision':>15} {'delay p50':>19} {'FA/1k dev-days':>17}"
+    )
+    lines = [f"before: {before_name}   after: {after_name}", header, "-" * len(header)]
+    for name in sorted(old.keys() | new.keys()):
+        a, b = old.get(name), new.get(name)
+
+        def pair(fmt: Any, attr: str, a: Score | None = a, b: Score | None = b) -> str:
+            return (
+                f"{fmt(getattr(a, attr) if a else None)} → {fmt(getattr(b, attr) if b else None)}"
+            )
+
+        def fa(v: float | None) -> str:
+            return "-" if v is None else f"{v:.1f}"
+
+        lines.append(
+            f"{name:26} {pair(_pct, 'recall'):>15} {pair(_pct, 'precision'):>15} "
+            f"{pair(_dur, 'delay_median_s'):>19} "
+            f"{pair(fa, 'false_alarms_per_1000_device_days'):>17}"
         )
     return "\n".join(lines)

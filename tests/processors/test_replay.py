@@ -12,7 +12,8 @@ from eventlog.envelope import Envelope
 from processors.detectors import ALL_DETECTORS
 from processors.replay import AlertSpan, alert_spans, compare, difference_table, replay_readings
 from processors.rules import load_rules
-from processors.scoring import Label, score, score_table
+from processors.scoring import score, score_table
+from simulators.model import Label
 from tests.processors.traffic import envelopes, load_index, write_registry
 
 T = datetime(2026, 11, 20, tzinfo=UTC)
@@ -81,9 +82,9 @@ def span(device: str, detector: str, start_h: float, end_h: float | None = None)
 
 def test_scores_count_hits_misses_delays_and_false_alarms() -> None:
     labels = [
-        Label("e", "m1", "leak", T, T + timedelta(hours=10)),
-        Label("e", "m2", "leak", T, T + timedelta(hours=10)),
-        Label("e", "m3", "leak", T + timedelta(hours=5), T + timedelta(hours=10)),
+        Label("water_leak", "leak", "e", "m1", T, T + timedelta(hours=10)),
+        Label("water_leak", "leak", "e", "m2", T, T + timedelta(hours=10)),
+        Label("water_leak", "leak", "e", "m3", T + timedelta(hours=5), T + timedelta(hours=10)),
     ]
     spans = [
         span("m1", "leak", 2),  # detects m1 after 2 h
