@@ -30,6 +30,26 @@ def _cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from estate.demo import DemoOptions, run_demo
+
+    settings = load_settings(
+        data_dir=args.data_dir or Path("var/demo"),
+        mqtt_port=0,
+        rules=args.rules,
+        lateness_s=args.lateness,
+    )
+    options = DemoOptions(
+        scenario=args.scenario,
+        speed=args.speed,
+        duration=args.duration,
+        keep=args.keep,
+        receiver_port=args.receiver_port,
+    )
+    asyncio.run(run_demo(settings, options))
+    return 0
+
+
 def _cmd_rebuild(args: argparse.Namespace) -> int:
     from estate.runtime import rebuild
 
@@ -294,6 +314,21 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--data-dir", type=Path)
     ingest.add_argument("--registry", type=Path)
     ingest.set_defaults(func=_cmd_ingest)
+
+    demo = commands.add_parser(
+        "demo", help="the embedded service with a simulated estate: alerts within a minute"
+    )
+    demo.add_argument("--scenario", default="demo", help="shipped scenario or file (default demo)")
+    demo.add_argument(
+        "--speed", type=float, default=600.0, help="simulated seconds per second (default 600)"
+    )
+    demo.add_argument("--duration", type=float, help="stop after this many seconds, summarise")
+    demo.add_argument("--data-dir", type=Path, help="where the demo keeps its data (var/demo)")
+    demo.add_argument("--keep", action="store_true", help="keep the data of an earlier run")
+    demo.add_argument("--receiver-port", type=int, help="port of the webhook receiver (any free)")
+    demo.add_argument("--rules", type=Path, help="rule file or folder (default: shipped rules)")
+    demo.add_argument("--lateness", type=float, help="allowed lateness, seconds (default 120)")
+    demo.set_defaults(func=_cmd_demo)
 
     _add_processing_commands(commands)
 

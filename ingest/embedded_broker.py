@@ -43,8 +43,10 @@ class EmbeddedBroker:
         }
 
     async def start(self) -> None:
-        # amqtt logs every connection at INFO; the service's own log is enough.
-        logging.getLogger("amqtt").setLevel(logging.WARNING)
+        # amqtt logs every connection at INFO, and warns about PUBACKs of QoS 1 deliveries
+        # it already retired (a late manual ack after its own redelivery); neither loses
+        # a message, and the service's own status lines say what arrived.
+        logging.getLogger("amqtt").setLevel(logging.ERROR)
         logging.getLogger("transitions").setLevel(logging.WARNING)
         self._broker = Broker(self._config())
         await self._broker.start()
