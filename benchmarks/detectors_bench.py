@@ -24,21 +24,29 @@ few seconds of jitter per device) plus a heartbeat with ``battery_pct`` every 6 
 What is timed is only ``state, signals = det.step(state, reading, ctx)`` for every
 reading (in event-time order, all devices interleaved) and every applicable detector
 whose ``consumes`` is empty or holds the reading's kind; states live in a dict keyed by
-(device, detector). The figure is *readings* per second (one reading feeds 2-7
-detectors); detector steps per second are shown as well. A tick pass calls ``tick`` of
-every applicable detector of every device once (at the end of the traffic). Each run
-starts from fresh initial states; the median of ``--repeat`` runs is reported.
+(device, detector). Which detectors a reading feeds, and their keys, are worked out
+before the clock starts, once per (device, reading kind), as a runner caches its routes
+(:func:`plan`); until 2026-11-22 the timed loop did that filtering itself, which cost
+~0.7 s of the ~10 s run (see ``docs/performance.md``). The figure is *readings* per
+second (one reading feeds 2-7 detectors); detector steps per second are shown as well.
+A tick pass calls ``tick`` of every applicable detector of every device once (at the end
+of the traffic). Each run starts from fresh initial states; the median of ``--repeat``
+runs is reported.
 
 State memory after the last run, scaled to 10,000 devices: (1) tracemalloc of building
 the state dict from scratch (every state re-validated from its JSON, keyed as above;
 snapshot difference), i.e. what a process holds after restoring a snapshot; (2) the
-bytes of ``model_dump_json`` of every state, what a snapshot or a faust table holds.
+bytes of compact JSON of every state (``dump_state``, the data the runner snapshots),
+what a snapshot or a faust table holds. States are rebuilt with each detector's
+``load_state`` from the JSON-decoded ``dump_state`` data (decoded before the
+measurement starts, so the decoded JSON itself is not counted).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import math
 import os
 import platform
@@ -227,22 +235,39 @@ def initial_states(watched: list[Watched]) -> dict[Key, Any]:
 # --- timed ------------------------------------------------------------------------------------
 
 
-def run_steps(
-    readings: list[tuple[ReadingView, Watched]], states: dict[Key, Any]
-) -> tuple[float, int, int]:
-    """Seconds spent stepping every reading through its detectors; steps; signals."""
-    steps = signals = 0
-    started = time.perf_counter()
+#: The detectors one reading feeds, each with the key of its state.
+Route = tuple[tuple[Detector[Any], Key], ...]
+#: A reading, its device's context and its route.
+Planned = tuple[ReadingView, DeviceContext, Route]
+
+
+def plan(readings: list[tuple[ReadingView, Watched]]) -> list[Planned]:
+    """Route every reading (not timed): the applicable detectors that consume its kind and
+    their state keys, computed once per (device, kind) as a runner caches its routes."""
+    routes: dict[tuple[str, str], Route] = {}
+    out: list[Planned] = []
     for reading, (ctx, dets) in readings:
-        kind = reading.kind
-        for det in dets:
-            consumes = det.consumes
-            if consumes and kind not in consumes:
-                continue
-            key = (ctx.device, det.name)
+        found = routes.get((ctx.device, reading.kind))
+        if found is None:
+            found = routes[(ctx.device, reading.kind)] = tuple(
+                (det, (ctx.device, det.name))
+                for det in dets
+                if not det.consumes or reading.kind in det.consumes
+            )
+        out.append((reading, ctx, found))
+    return out
+
+
+def run_steps(planned: list[Planned], states: dict[Key, Any]) -> tuple[float, int, int]:
+    """Seconds spent stepping every reading through its detectors; steps; signals."""
+    steps = sum(len(route) for _, _, route in planned)
+    signals = 0
+    started = time.perf_counter()
+    for reading, ctx, route in planned:
+        for det, key in route:
             states[key], out = det.step(states[key], reading, ctx)
-            steps += 1
-            signals += len(out)
+            if out:
+                signals += len(out)
     return time.perf_counter() - started, steps, signals
 
 
@@ -269,30 +294,34 @@ def state_memory(
 ) -> tuple[int, int, dict[str, tuple[int, int]]]:
     """Bytes allocated building the state dict from JSON, bytes of JSON of all states,
     and both per detector (built one detector at a time)."""
-    models = {name: type(state) for (_, name), state in states.items()}
-    dumped = {key: state.model_dump_json() for key, state in states.items()}
-    json_bytes = sum(len(text.encode()) for text in dumped.values())
+    detectors = {d.name: d for _, dets in watched for d in dets}
+    dumped = {
+        key: json.loads(json.dumps(detectors[key[1]].dump_state(state)))
+        for key, state in states.items()
+    }
+    sizes = {
+        key: len(json.dumps(data, separators=(",", ":")).encode()) for key, data in dumped.items()
+    }
+    json_bytes = sum(sizes.values())
     keys = [(ctx.device, d.name) for ctx, dets in watched for d in dets]
-    gc.collect()
-    tracemalloc.start()
-    before = traced(tracemalloc.take_snapshot())
-    rebuilt = {key: models[key[1]].model_validate_json(dumped[key]) for key in keys}
-    after = traced(tracemalloc.take_snapshot())
-    tracemalloc.stop()
-    allocated = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+
+    def rebuild(mine: list[Key]) -> tuple[dict[Key, Any], int]:
+        gc.collect()
+        tracemalloc.start()
+        before = traced(tracemalloc.take_snapshot())
+        built = {key: detectors[key[1]].load_state(dumped[key]) for key in mine}
+        after = traced(tracemalloc.take_snapshot())
+        tracemalloc.stop()
+        return built, sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+
+    rebuilt, allocated = rebuild(keys)
     assert rebuilt == states
     del rebuilt
     per: dict[str, tuple[int, int]] = {}
     for name in dict.fromkeys(key[1] for key in keys):
         mine = [key for key in keys if key[1] == name]
-        gc.collect()
-        tracemalloc.start()
-        before = traced(tracemalloc.take_snapshot())
-        part = {key: models[name].model_validate_json(dumped[key]) for key in mine}
-        after = traced(tracemalloc.take_snapshot())
-        tracemalloc.stop()
-        size = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
-        per[name] = (size, sum(len(dumped[key].encode()) for key in mine))
+        part, size = rebuild(mine)
+        per[name] = (size, sum(sizes[key] for key in mine))
         del part
     return allocated, json_bytes, per
 
@@ -323,6 +352,17 @@ def report_memory(watched: list[Watched], states: dict[Key, Any], hours: float) 
         )
 
 
+def write_signals(planned: list[Planned], states: dict[Key, Any], path: Path) -> None:
+    """Every signal of a pass over ``planned`` (not timed), one JSON object a line."""
+    with path.open("w", encoding="utf-8") as out:
+        for reading, ctx, route in planned:
+            for det, key in route:
+                states[key], signals = det.step(states[key], reading, ctx)
+                for sig in signals:
+                    out.write(sig.model_dump_json() + "\n")
+    print(f"signals written to {path}")
+
+
 # --- main -------------------------------------------------------------------------------------
 
 
@@ -332,6 +372,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hours", type=float, default=8, help="simulated hours of traffic")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs (median reported)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--signals",
+        type=Path,
+        help="also write every signal of one (untimed) pass as JSON lines, to compare "
+        "what two versions of the detectors decide",
+    )
     args = parser.parse_args(argv)
 
     print(
@@ -340,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     watched = build_devices(args.devices, args.seed)
     readings = build_readings(watched, args.hours, args.seed)
+    planned = plan(readings)
     setup = time.perf_counter() - started
     gc.collect()
     gc.freeze()  # the pre-built readings are the benchmark's, not the runner's: keep them out
@@ -363,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     end = T0 + timedelta(hours=args.hours)
     for _ in range(args.repeat):
         states = initial_states(watched)
-        seconds, steps, signals = run_steps(readings, states)
+        seconds, steps, signals = run_steps(planned, states)
         step_rates.append(len(readings) / seconds)
         call_rates.append(steps / seconds)
         tick_s, ticks = run_ticks(watched, states, end)
@@ -390,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'  one pass over all devices':<34} {tick_ms:>10,.1f} ms")
 
     report_memory(watched, states, args.hours)
+    if args.signals is not None:
+        write_signals(planned, initial_states(watched), args.signals)
     return 0
 
 

@@ -304,17 +304,20 @@ class WaterBalanceRule(DetectorRule):
     detector: ClassVar[str] = "water_balance"
     kinds: ClassVar[frozenset[DeviceKind]] = _WATER
     summary: ClassVar[str] = (
-        "master meter vs the sum of its sub-meters: loss ≥ loss_pct in windows windows in a row"
+        "master meter vs the sum of its sub-meters per estate-local day: unaccounted "
+        "≥ loss_m3 and ≥ loss_pct of the master, windows days in a row"
     )
 
     loss_pct: float = Field(
         default=10.0, gt=0, le=100, description="(master - sum of sub-meters) / master"
     )
-    window_h: float = Field(default=24.0, ge=1, le=744, description="comparison window")
-    min_volume_m3: float = Field(
-        default=1.0, ge=0, le=1e6, description="windows where the master used less are skipped"
+    loss_m3: float = Field(
+        default=1.0, ge=0, le=1e6, description="master - sum of sub-meters must reach this too"
     )
-    windows: int = Field(default=2, ge=1, le=30, description="consecutive windows needed to raise")
+    min_volume_m3: float = Field(
+        default=1.0, ge=0, le=1e6, description="days where the master used less are skipped"
+    )
+    windows: int = Field(default=1, ge=1, le=30, description="consecutive days needed to raise")
 
 
 class WaterNoUseRule(DetectorRule):
@@ -449,6 +452,11 @@ class ResolvedRules:
 
     def version_of(self, detector: str) -> str:
         """The version label of the rule that ``detector`` uses for this device."""
+        position = _POSITION.get(detector)
+        if position is not None:
+            name, version = self.versions[position]
+            if name == detector:  # always, as built by the loader: one dict access per call
+                return version
         for name, version in self.versions:
             if name == detector:
                 return version
@@ -456,6 +464,8 @@ class ResolvedRules:
 
 
 assert [f.name for f in fields(ResolvedRules)][1:-1] == list(DETECTORS)
+#: Where each detector's entry is in ``ResolvedRules.versions`` (``DETECTORS`` order).
+_POSITION: dict[str, int] = {name: i for i, name in enumerate(DETECTORS)}
 
 
 class DeviceLike(Protocol):
@@ -1157,7 +1167,7 @@ _UNIT_NAMES = {
     "hours": "h",
     "minutes": "min",
     "nights": "nights",
-    "windows": "windows",
+    "windows": "days",
     "readings": "readings",
     "min_readings": "readings",
     "intervals": "× reporting interval",

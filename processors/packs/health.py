@@ -1,8 +1,8 @@
 """The device-health pack: is the device talking, is its battery fine, is its clock right.
 
 Three detectors implementing :class:`processors.detector.Detector`, each pure (state,
-reading or event time, context → state, signals), each with a frozen pydantic state
-that round-trips through JSON:
+reading or event time, context → state, signals), each with a frozen slotted dataclass
+state that round-trips through JSON (``dump_state`` / ``load_state``):
 
 * :class:`DeviceOffline` (``device_offline``): nothing heard for
   ``intervals`` × the profile's ``reporting_interval_s``. Time-based: the silence is
@@ -21,17 +21,23 @@ instance of each.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from uuid import UUID
-
-from pydantic import BaseModel, ConfigDict
 
 from devices.catalogue import CATALOGUE, DeviceKind
 from devices.codec import FLAG_CLOCK_SKEW, FLAG_NO_DEVICE_TIME
 from eventlog.envelope import UtcDatetime
 from processors.alarm import AlarmPolicy, Severity, Signal
-from processors.detector import BaseDetector, Detector, DeviceContext, ReadingView, signal
+from processors.detector import (
+    STATE_CONFIG,
+    BaseDetector,
+    Detector,
+    DeviceContext,
+    ReadingView,
+    signal,
+)
 
 __all__ = [
     "BATTERY_KINDS",
@@ -50,7 +56,9 @@ BATTERY_KINDS: frozenset[str] = frozenset(
     spec.event_kind for spec in CATALOGUE.values() if "battery_pct" in spec.model.model_fields
 )
 
-_STATE = ConfigDict(frozen=True, extra="forbid")
+
+#: At most this many contexts are memoised by :meth:`DeviceOffline.limit` (one per device).
+_MEMO_MAX = 1 << 17
 
 
 def format_duration(span: timedelta) -> str:
@@ -75,10 +83,11 @@ def _number(value: float) -> str:
 # --- device_offline -------------------------------------------------------------------------
 
 
-class OfflineState(BaseModel):
+@dataclass(frozen=True, slots=True)
+class OfflineState:
     """When the device was last heard (device time) and whether it is reported offline."""
 
-    model_config = _STATE
+    __pydantic_config__ = STATE_CONFIG
 
     last_seen: UtcDatetime | None = None
     last_reading: UUID | None = None
@@ -114,9 +123,20 @@ class DeviceOffline(BaseDetector[OfflineState]):
     def policy(self, ctx: DeviceContext) -> AlarmPolicy:
         return AlarmPolicy(auto_resolve_on_clear=True)
 
+    def __init__(self) -> None:
+        #: id(context) → (context, limit): asked on every reading, so memoised per context
+        #: (the context is kept with its entry, so its id cannot be reused meanwhile).
+        self._limits: dict[int, tuple[DeviceContext, timedelta]] = {}
+
     def limit(self, ctx: DeviceContext) -> timedelta:
         """The silence after which ``ctx``'s device is offline."""
-        return timedelta(seconds=ctx.rules.device_offline.after_s(ctx.profile.reporting_interval_s))
+        found = self._limits.get(id(ctx))
+        if found is None or found[0] is not ctx:
+            if len(self._limits) >= _MEMO_MAX:  # contexts of old rule versions: start afresh
+                self._limits.clear()
+            seconds = ctx.rules.device_offline.after_s(ctx.profile.reporting_interval_s)
+            found = self._limits[id(ctx)] = (ctx, timedelta(seconds=seconds))
+        return found[1]
 
     def _offline_signal(self, state: OfflineState, ctx: DeviceContext) -> Signal:
         assert state.last_seen is not None
@@ -152,11 +172,16 @@ class DeviceOffline(BaseDetector[OfflineState]):
     def step(
         self, state: OfflineState, reading: ReadingView, ctx: DeviceContext
     ) -> tuple[OfflineState, list[Signal]]:
+        last, at = state.last_seen, reading.at
+        if last is not None and not state.offline and last <= at:
+            found = self._limits.get(id(ctx))  # limit(), inlined: this is the hottest path
+            if found is not None and found[0] is ctx and at - last < found[1]:
+                return OfflineState(at, reading.id), []  # the usual case: heard in time
         signals: list[Signal] = []
-        if self._due(state, reading.at, ctx):  # no tick came between: catch up
+        if self._due(state, at, ctx):  # no tick came between: catch up
             signals.append(self._offline_signal(state, ctx))
-            state = state.model_copy(update={"offline": True})
-        if state.last_seen is not None and reading.at < state.last_seen:
+            state = OfflineState(state.last_seen, state.last_reading, offline=True)
+        if state.last_seen is not None and at < state.last_seen:
             return state, signals  # out of order (the runner should not do this): no news
         if state.offline:
             assert state.last_seen is not None
@@ -176,23 +201,25 @@ class DeviceOffline(BaseDetector[OfflineState]):
                     values={"silent_s": silent.total_seconds()},
                 )
             )
-        return OfflineState(last_seen=reading.at, last_reading=reading.id), signals
+        return OfflineState(last_seen=at, last_reading=reading.id), signals
 
     def tick(
         self, state: OfflineState, now: datetime, ctx: DeviceContext
     ) -> tuple[OfflineState, list[Signal]]:
         if not self._due(state, now, ctx):
             return state, []
-        return state.model_copy(update={"offline": True}), [self._offline_signal(state, ctx)]
+        offline = OfflineState(state.last_seen, state.last_reading, offline=True)
+        return offline, [self._offline_signal(state, ctx)]
 
 
 # --- low_battery ----------------------------------------------------------------------------
 
 
-class LowBatteryState(BaseModel):
+@dataclass(frozen=True, slots=True)
+class LowBatteryState:
     """Whether the battery is reported low, and the last level seen."""
 
-    model_config = _STATE
+    __pydantic_config__ = STATE_CONFIG
 
     low: bool = False
     last_pct: float | None = None
@@ -232,7 +259,7 @@ class LowBattery(BaseDetector[LowBatteryState]):
                 "replaced or recharged",
             )
         else:
-            return state.model_copy(update={"last_pct": pct}), []
+            return (state, []) if state.last_pct == pct else (LowBatteryState(low, pct), [])
         out = signal(
             self.name,
             ctx,
@@ -252,11 +279,12 @@ class LowBattery(BaseDetector[LowBatteryState]):
 # --- clock_skew -----------------------------------------------------------------------------
 
 
-class ClockSkewState(BaseModel):
+@dataclass(frozen=True, slots=True)
+class ClockSkewState:
     """The run of consecutive ``clock_skew``-flagged readings (their ids, the latest
     ``readings`` of them) and whether the condition is reported active."""
 
-    model_config = _STATE
+    __pydantic_config__ = STATE_CONFIG
 
     run: int = 0
     recent: tuple[UUID, ...] = ()
@@ -298,7 +326,7 @@ class ClockSkew(BaseDetector[ClockSkewState]):
             run = state.run + 1
             recent = (*state.recent, reading.id)[-needed:]
             if state.active or run < needed:
-                return state.model_copy(update={"run": run, "recent": recent}), []
+                return ClockSkewState(run, recent, state.active), []
             out = signal(
                 self.name,
                 ctx,

@@ -1,8 +1,9 @@
 """The waste pack: detectors over smart-bin fill readings (``waste_bin.level``).
 
 Every detector here is pure (see ``processors/detector.py``): ``step`` for each
-reading, ``tick`` for event time, a frozen pydantic state that round-trips through
-JSON, and an :class:`AlarmPolicy` derived from the device's resolved rules.
+reading, ``tick`` for event time, a frozen slotted dataclass state that round-trips
+through JSON (``dump_state`` / ``load_state``), and an :class:`AlarmPolicy` derived
+from the device's resolved rules.
 
 Decisions common to the pack:
 
@@ -21,16 +22,22 @@ Decisions common to the pack:
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
-
 from devices.catalogue import DeviceKind
 from eventlog.envelope import UtcDatetime
 from processors.alarm import AlarmPolicy, Signal
-from processors.detector import BaseDetector, Detector, DeviceContext, ReadingView, signal
+from processors.detector import (
+    STATE_CONFIG,
+    BaseDetector,
+    Detector,
+    DeviceContext,
+    ReadingView,
+    signal,
+)
 from processors.rules import BinOverflowRule
 
 __all__ = [
@@ -67,8 +74,6 @@ JUMP_WITHIN = timedelta(minutes=10)
 #: ``bin_stuck_sensor`` clears after an hour of plausible, changing readings.
 STUCK_CLEAR_AFTER = timedelta(hours=1)
 
-_FROZEN = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
 
 # --- helpers ----------------------------------------------------------------------------------
 
@@ -86,10 +91,11 @@ def _clock(at: datetime, ctx: DeviceContext, ref: datetime | None = None) -> str
     return local.strftime("%H:%M")
 
 
-class _State(BaseModel):
+@dataclass(frozen=True, slots=True)
+class _State:
     """What every waste detector state holds: the last reading it used."""
 
-    model_config = _FROZEN
+    __pydantic_config__ = STATE_CONFIG
 
     last_at: UtcDatetime | None = None
     last_id: UUID | None = None
@@ -101,7 +107,8 @@ class _State(BaseModel):
 # --- fullness (shared by bin_overflow and bin_not_emptied) -------------------------------------
 
 
-class Fullness(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Fullness:
     """Whether a bin is full, with hysteresis.
 
     A run of readings ≥ ``high_pct`` starts at ``since``; a reading still ≥ ``high_pct``
@@ -111,7 +118,7 @@ class Fullness(BaseModel):
     does not count as a collection.
     """
 
-    model_config = _FROZEN
+    __pydantic_config__ = STATE_CONFIG
 
     since: UtcDatetime | None = None
     since_id: UUID | None = None
@@ -126,7 +133,7 @@ class Fullness(BaseModel):
             confirmed = self.confirmed or at - since >= timedelta(minutes=rule.persist_min)
             return Fullness(since=since, since_id=since_id, confirmed=confirmed, fill=fill)
         if self.confirmed:
-            return self.model_copy(update={"fill": fill})
+            return replace(self, fill=fill)
         return Fullness(fill=fill)
 
     @property
@@ -138,6 +145,7 @@ class Fullness(BaseModel):
 # --- bin_overflow ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
 class OverflowState(_State):
     fullness: Fullness = Fullness()
 
@@ -160,9 +168,8 @@ class BinOverflow(BaseDetector[OverflowState]):
         if not state.is_new(reading):
             return state, []
         fill = reading.number("fill_pct")
-        seen = {"last_at": reading.at, "last_id": reading.id}
         if fill is None:
-            return state.model_copy(update=seen), []
+            return replace(state, last_at=reading.at, last_id=reading.id), []
         rule, before = ctx.rules.bin_overflow, state.fullness
         after = before.update(fill, reading.at, reading.id, rule)
         where, at = ctx.device, reading.at
@@ -194,12 +201,13 @@ class BinOverflow(BaseDetector[OverflowState]):
             values={"fill_pct": fill, "high_pct": rule.high_pct, "low_pct": rule.low_pct},
             severity="warning",
         )
-        return state.model_copy(update={**seen, "fullness": after}), [out]
+        return replace(state, last_at=reading.at, last_id=reading.id, fullness=after), [out]
 
 
 # --- bin_not_emptied ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
 class NotEmptiedState(_State):
     fullness: Fullness = Fullness()
     #: The overdue signal of the current full period was reported (by tick or step).
@@ -225,7 +233,10 @@ class BinNotEmptied(BaseDetector[NotEmptiedState]):
             return None
         return full.since + timedelta(hours=ctx.rules.bin_not_emptied.sla_h)
 
-    def _overdue(self, state: NotEmptiedState, due: datetime, ctx: DeviceContext) -> Signal:
+    def _overdue(
+        self, state: NotEmptiedState, due: datetime, ctx: DeviceContext, at: datetime | None = None
+    ) -> Signal:
+        """The overdue signal (at ``due``, or at ``at``: the reading that noticed it)."""
         full = state.fullness
         assert full.since is not None and full.fill is not None
         sla = ctx.rules.bin_not_emptied.sla_h
@@ -233,7 +244,7 @@ class BinNotEmptied(BaseDetector[NotEmptiedState]):
             self.name,
             ctx,
             active=True,
-            at=due,
+            at=at or due,
             explanation=(
                 f"{ctx.device} full since {_clock(full.since, ctx, due)} and not emptied within "
                 f"{_num(sla)} h (last {_num(full.fill)} %)"
@@ -250,7 +261,7 @@ class BinNotEmptied(BaseDetector[NotEmptiedState]):
         if due is None or state.overdue_reported or now < due:
             return state, []
         out = self._overdue(state, due, ctx)
-        return state.model_copy(update={"overdue_reported": True}), [out]
+        return replace(state, overdue_reported=True), [out]
 
     def step(
         self, state: NotEmptiedState, reading: ReadingView, ctx: DeviceContext
@@ -259,21 +270,20 @@ class BinNotEmptied(BaseDetector[NotEmptiedState]):
             return state, []
         fill = reading.number("fill_pct")
         state, signals = self.tick(state, reading.at, ctx)  # a deadline before this reading
-        seen = {"last_at": reading.at, "last_id": reading.id}
         if fill is None:
-            return state.model_copy(update=seen), signals
+            return replace(state, last_at=reading.at, last_id=reading.id), signals
         rule, sla = ctx.rules.bin_overflow, ctx.rules.bin_not_emptied.sla_h
         before = state.fullness
         after = before.update(fill, reading.at, reading.id, rule)
-        state = state.model_copy(update={**seen, "fullness": after})
+        state = replace(state, last_at=reading.at, last_id=reading.id, fullness=after)
         due, at = self._due(state, ctx), reading.at
         overdue = due is not None and at >= due
         if after.since is None:
-            state = state.model_copy(update={"overdue_reported": False})
+            state = replace(state, overdue_reported=False)
         if overdue:
             assert due is not None
-            signals.append(self._overdue(state, due, ctx).model_copy(update={"at": at}))
-            return state.model_copy(update={"overdue_reported": True}), signals
+            signals.append(self._overdue(state, due, ctx, at))
+            return replace(state, overdue_reported=True), signals
         if after.since is not None:
             by = after.since + timedelta(hours=sla)
             text = (
@@ -302,14 +312,16 @@ class BinNotEmptied(BaseDetector[NotEmptiedState]):
 # --- bin_fill_forecast -------------------------------------------------------------------------
 
 
-class FillPoint(BaseModel):
-    model_config = _FROZEN
+@dataclass(frozen=True, slots=True)
+class FillPoint:
+    __pydantic_config__ = STATE_CONFIG
 
     at: UtcDatetime
     fill: float
     id: UUID
 
 
+@dataclass(frozen=True, slots=True)
 class ForecastState(_State):
     #: Readings since the last emptying, within the rule's window.
     points: tuple[FillPoint, ...] = ()
@@ -352,9 +364,8 @@ class BinFillForecast(BaseDetector[ForecastState]):
         if not state.is_new(reading):
             return state, []
         fill = reading.number("fill_pct")
-        seen = {"last_at": reading.at, "last_id": reading.id}
         if fill is None:
-            return state.model_copy(update=seen), []
+            return replace(state, last_at=reading.at, last_id=reading.id), []
         rule, high = ctx.rules.bin_fill_forecast, ctx.rules.bin_overflow.high_pct
         low = ctx.rules.bin_overflow.low_pct
         at, points = reading.at, state.points
@@ -362,9 +373,12 @@ class BinFillForecast(BaseDetector[ForecastState]):
             points[-1].fill - fill >= EMPTIED_DROP_PCT or (fill < low <= points[-1].fill)
         )
         start = at - timedelta(hours=rule.window_h)
-        kept = () if emptied else tuple(p for p in points if p.at >= start)
+        old = 0  # points are in time order (is_new): the window drops a prefix
+        while old < len(points) and points[old].at < start:
+            old += 1
+        kept = () if emptied else points[old:]
         points = (*kept, FillPoint(at=at, fill=fill, id=reading.id))
-        state = state.model_copy(update={**seen, "points": points})
+        state = replace(state, last_at=reading.at, last_id=reading.id, points=points)
         values: dict[str, float | int | str] = {"fill_pct": fill, "high_pct": high}
         active, hours, rate = False, None, None
         if emptied:
@@ -409,6 +423,7 @@ class BinFillForecast(BaseDetector[ForecastState]):
 # --- bin_fire_risk -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
 class FireState(_State):
     last_temp_c: float | None = None
     last_temp_at: UtcDatetime | None = None
@@ -440,9 +455,8 @@ class BinFireRisk(BaseDetector[FireState]):
         if not state.is_new(reading):
             return state, []
         temp = reading.number("temperature_c")
-        seen = {"last_at": reading.at, "last_id": reading.id}
         if temp is None:
-            return state.model_copy(update=seen), []
+            return replace(state, last_at=reading.at, last_id=reading.id), []
         rule, at, where = ctx.rules.bin_fire_risk, reading.at, ctx.device
         rise: float | None = None
         if state.last_temp_c is not None and state.last_temp_at is not None:
@@ -497,20 +511,23 @@ class BinFireRisk(BaseDetector[FireState]):
             values=values,
             severity="critical",
         )
-        update = {
-            **seen,
-            "last_temp_c": temp,
-            "last_temp_at": at,
-            "last_temp_id": reading.id,
-            "clear_below_c": clear_below,
-            "since": since,
-        }
-        return state.model_copy(update=update), [out]
+        state = replace(
+            state,
+            last_at=at,
+            last_id=reading.id,
+            last_temp_c=temp,
+            last_temp_at=at,
+            last_temp_id=reading.id,
+            clear_below_c=clear_below,
+            since=since,
+        )
+        return state, [out]
 
 
 # --- bin_stuck_sensor --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
 class StuckState(_State):
     #: The first reading of the current flat run (fill within tolerance of ``ref_fill``).
     ref_fill: float | None = None
@@ -545,9 +562,8 @@ class BinStuckSensor(BaseDetector[StuckState]):
         if not state.is_new(reading):
             return state, []
         fill = reading.number("fill_pct")
-        seen = {"last_at": reading.at, "last_id": reading.id}
         if fill is None:
-            return state.model_copy(update=seen), []
+            return replace(state, last_at=reading.at, last_id=reading.id), []
         rule, at, where = ctx.rules.bin_stuck_sensor, reading.at, ctx.device
         jump = (
             state.last_fill is not None
@@ -591,8 +607,16 @@ class BinStuckSensor(BaseDetector[StuckState]):
             values=values,
             severity="warning",
         )
-        update = {**seen, "ref_fill": ref_fill, "ref_at": ref_at, "ref_id": ref_id}
-        return state.model_copy(update={**update, "last_fill": fill}), [out]
+        state = replace(
+            state,
+            last_at=at,
+            last_id=reading.id,
+            ref_fill=ref_fill,
+            ref_at=ref_at,
+            ref_id=ref_id,
+            last_fill=fill,
+        )
+        return state, [out]
 
 
 WASTE_DETECTORS: tuple[Detector[Any], ...] = (

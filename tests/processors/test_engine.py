@@ -302,3 +302,18 @@ def test_projections_built_live_equal_a_rebuild_from_the_log(
         live.save()
         assert restored.load() and restored.digest() == live.digest()
         store.close()
+
+
+def test_master_scoped_detectors_see_their_sub_meters(index: RegistryIndex) -> None:
+    """water_balance: the engine feeds a master meter's state with its sub-meters' readings."""
+    leaky = envelopes(index, hours=60, meters=10, master_loss=0.6, silent=False)
+    raised = [
+        e
+        for e in run(index, [leaky])
+        if e.kind == "AlertRaised" and e.payload["condition"] == "water_balance"
+    ]
+    assert len(raised) == 1
+    assert raised[0].device == "wm-01-master"
+    assert "unaccounted" in str(raised[0].payload["explanation"])
+    balanced = envelopes(index, hours=60, meters=10, master_loss=0.02, silent=False)
+    assert not [e for e in run(index, [balanced]) if e.payload.get("condition") == "water_balance"]

@@ -57,9 +57,7 @@ def test_replay_until_fires_the_timers_due_by_then(
     end = traffic[-1].occurred_at
     short = alert_spans(replay_readings(traffic, index, load_rules(), ALL_DETECTORS))
     longer = alert_spans(
-        replay_readings(
-            traffic, index, load_rules(), ALL_DETECTORS, until=end + timedelta(hours=6)
-        )
+        replay_readings(traffic, index, load_rules(), ALL_DETECTORS, until=end + timedelta(hours=6))
     )
     offline = [s for s in longer if s.condition == "device_offline"]
     # every device falls silent at the end of the traffic: 6 h later all are offline

@@ -38,7 +38,12 @@ def load_index(path: Path) -> RegistryIndex:
 
 
 def _messages(
-    index: RegistryIndex, hours: float, seed: int, meters: int
+    index: RegistryIndex,
+    hours: float,
+    seed: int,
+    meters: int,
+    master_loss: float,
+    silent: bool,
 ) -> Iterator[tuple[datetime, str, dict[str, Any]]]:
     rng, n_meters = random.Random(seed), meters
     refs = list(index.devices_of("lvcheng"))
@@ -47,7 +52,7 @@ def _messages(
     masters = [m for m in meters if m.spec.is_master_meter and m.spec.meter_of is not None][:1]
     households = [m for m in meters if m.spec.meter_of == masters[0].device][:n_meters]
     end = T0 + timedelta(hours=hours)
-    silent = households[-1].device  # stops reporting after a third of the run
+    silent_meter = households[-1].device if silent else None  # quiet after a third of the run
     leak = households[0].device
     volumes = {m.device: 100.0 + 10 * i for i, m in enumerate(households + masters)}
     seq: dict[str, int] = {}
@@ -64,7 +69,7 @@ def _messages(
         hour = (t.hour + 8) % 24  # estate-local hour
         total = 0.0
         for m in households:
-            if m.device == silent and t > T0 + (end - T0) / 3:
+            if m.device == silent_meter and t > T0 + (end - T0) / 3:
                 continue
             use_l_h = (30 if 6 <= hour < 23 else 0) * rng.random()
             if m.device == leak:
@@ -79,7 +84,7 @@ def _messages(
                 body(m.device, at, volume_m3=round(volumes[m.device], 4)),
             )
         for m in masters:
-            volumes[m.device] += total / 1000 * 1.02
+            volumes[m.device] += total / 1000 * (1 + master_loss)
             at = t + timedelta(seconds=rng.randint(0, 30))
             yield (
                 at,
@@ -109,13 +114,22 @@ def _messages(
 
 
 def envelopes(
-    index: RegistryIndex, hours: float = 30, seed: int = 7, meters: int = 4
+    index: RegistryIndex,
+    hours: float = 30,
+    seed: int = 7,
+    meters: int = 4,
+    master_loss: float = 0.02,
+    silent: bool = True,
 ) -> list[Envelope]:
     """The accepted readings of ``hours`` of traffic (``meters`` household water meters of
-    one building), in device-time order."""
+    one building, whose master meter also counts ``master_loss`` × their use, the common
+    pipes' share; with ``silent`` the last meter stops reporting after a third of the run),
+    in device-time order."""
     pipeline = Pipeline(index, SALT)
     out: list[Envelope] = []
-    for at, topic, payload in sorted(_messages(index, hours, seed, meters), key=lambda m: m[0]):
+    for at, topic, payload in sorted(
+        _messages(index, hours, seed, meters, master_loss, silent), key=lambda m: m[0]
+    ):
         judged = pipeline.judge(topic, json.dumps(payload).encode(), at + timedelta(seconds=2))
         assert not judged.rejected, judged.rejected
         out.extend(judged.readings)

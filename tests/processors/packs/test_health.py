@@ -41,6 +41,7 @@ from processors.packs.health import (
     format_duration,
 )
 from processors.rules import load_rules
+from tests.processors.packs.roundtrip import json_roundtrip
 
 K = AlertEventKind
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
@@ -120,7 +121,7 @@ def run(
     signals: list[Signal] = []
     for i, item in enumerate(items):
         if i == roundtrip_at:
-            state = type(state).model_validate_json(state.model_dump_json())
+            state = json_roundtrip(detector, state)
         if isinstance(item, datetime):
             state, out = detector.tick(state, item, ctx)
         else:

@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel
 
 from devices.catalogue import DeviceKind
 from devices.demo_estate import dump_registry, generate_registry
@@ -38,6 +37,7 @@ from processors.packs.waste import (
     BinStuckSensor,
 )
 from processors.rules import load_rules
+from tests.processors.packs.roundtrip import json_roundtrip
 
 K = AlertEventKind
 TZ = ZoneInfo("Asia/Shanghai")
@@ -444,10 +444,6 @@ def test_stuck_sensor_implausible_jump(ctx: DeviceContext) -> None:
 # --- replay properties ---------------------------------------------------------------------
 
 
-def roundtrip(state: BaseModel) -> BaseModel:
-    return type(state).model_validate_json(state.model_dump_json())
-
-
 @pytest.mark.parametrize("detector", WASTE_DETECTORS, ids=lambda d: d.name)
 def test_state_json_round_trip_mid_timeline_gives_identical_signals(
     ctx: DeviceContext, detector: Detector[Any]
@@ -462,8 +458,7 @@ def test_state_json_round_trip_mid_timeline_gives_identical_signals(
     _, whole = run(detector, ctx, timeline)
     for cut in (1, 7, 20, 30, len(timeline) - 3):
         state, first = run(detector, ctx, timeline[:cut])
-        restored = roundtrip(state)
-        assert restored == state
+        restored = json_roundtrip(detector, state)
         _, rest = run(detector, ctx, timeline[cut:], restored)
         assert first + rest == whole
     assert any(s.active for s in whole)
@@ -538,6 +533,6 @@ def test_ticks_and_batches_before_the_next_reading_change_no_signal(
         state, batched, start = detector.initial(ctx), [], 0
         for cut in [*cuts, len(items)]:
             state, signals = run(detector, ctx, items[start:cut], state)
-            state, start = roundtrip(state), cut
+            state, start = json_roundtrip(detector, state), cut
             batched += signals
         assert batched == plain

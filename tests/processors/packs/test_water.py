@@ -26,6 +26,7 @@ from processors.packs.water import (
     WaterNoUse,
 )
 from processors.rules import load_rules
+from tests.processors.packs.roundtrip import json_roundtrip
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +207,7 @@ def test_state_json_round_trip(det: Any, contexts: tuple[DeviceContext, DeviceCo
     state, got = det.initial(ctx), []
     for i, r in enumerate(readings):
         if i % 7 == 3:
-            state = type(state).model_validate_json(state.model_dump_json())
+            state = json_roundtrip(det, state)
         state, sigs = det.step(state, r, ctx)
         got += sigs
     assert got == expected
