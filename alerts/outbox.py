@@ -26,7 +26,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, Literal, Self
+from typing import Final, Literal, Self, cast
+
+from pydantic import JsonValue
 
 from alerts.payload import Message
 
@@ -484,6 +486,26 @@ class Outbox:
                 (to_ts(now), key, -1e18 if since is None else to_ts(since)),
             ).rowcount
 
+    def recent_attempts(self, key: str, limit: int) -> list[dict[str, object]]:
+        """The newest ``limit`` attempts to endpoint ``key``, newest first (for the console)."""
+        rows = self._conn.execute(
+            "SELECT a.webhook_id, a.attempt, a.started_at, a.latency_ms, a.status, a.error,"
+            " a.outcome, m.type, m.alert_id, m.estate, m.device FROM attempts a"
+            " JOIN messages m ON m.webhook_id = a.webhook_id WHERE a.endpoint = ?"
+            " ORDER BY a.id DESC LIMIT ?",
+            (key, limit),
+        )
+        names = ("webhook_id", "attempt", "started_at", "latency_ms", "status", "error")
+        out: list[dict[str, object]] = []
+        for row in rows:
+            item: dict[str, object] = dict(zip(names, row[:6], strict=True))
+            item["started_at"] = from_ts(row[2]).isoformat()
+            item.update(
+                zip(("outcome", "type", "alert_id", "estate", "device"), row[6:], strict=True)
+            )
+            out.append(item)
+        return out
+
     def attempts_of(self, webhook_id: str) -> list[tuple[int, int | None, str | None, str]]:
         """``(attempt, status, error, outcome)`` of every attempt of one message."""
         return [
@@ -518,3 +540,23 @@ class _Transaction:
         finally:
             if self._durable:
                 self._conn.execute("PRAGMA synchronous = NORMAL")
+
+
+class OutboxStatus:
+    """Delivery status for the console: opens the outbox per call (any thread may call)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def endpoint_status(self, endpoint: str) -> dict[str, JsonValue] | None:
+        if not self.path.exists():
+            return None
+        with Outbox(self.path) as outbox:
+            found = [s for s in outbox.status([endpoint]) if s.endpoint == endpoint]
+        return cast("dict[str, JsonValue]", found[0].as_dict()) if found else None
+
+    def deliveries(self, endpoint: str, limit: int) -> list[dict[str, JsonValue]]:
+        if not self.path.exists():
+            return []
+        with Outbox(self.path) as outbox:
+            return cast("list[dict[str, JsonValue]]", outbox.recent_attempts(endpoint, limit))

@@ -25,6 +25,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
         mqtt_protocol=args.protocol,
         rules=args.rules,
         lateness_s=args.lateness,
+        http=args.http,
+        grafana_url=args.grafana_url,
     )
     asyncio.run(run_embedded(settings, duration=args.duration))
     return 0
@@ -38,6 +40,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         mqtt_port=0,
         rules=args.rules,
         lateness_s=args.lateness,
+        http=args.http,
+        grafana_url=args.grafana_url,
     )
     options = DemoOptions(
         scenario=args.scenario,
@@ -173,6 +177,13 @@ def _timestamp(text: str) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+def _http_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--http", help="HOST:PORT of the console and HTTP API (default 127.0.0.1:8080; off)"
+    )
+    parser.add_argument("--grafana-url", help="Grafana base URL for the console's board links")
+
+
 def _processing_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir", type=Path, help="where the log and state live (default ./var)"
@@ -236,6 +247,24 @@ def _cmd_log_stats(args: argparse.Namespace) -> int:
         for stream in Stream:
             print(f"{stream.value:10} end position {log.end_position(stream.value)}")
     return 0
+
+
+def _add_demo_command(commands: Any) -> None:
+    demo = commands.add_parser(
+        "demo", help="the embedded service with a simulated estate: alerts within a minute"
+    )
+    demo.add_argument("--scenario", default="demo", help="shipped scenario or file (default demo)")
+    demo.add_argument(
+        "--speed", type=float, default=600.0, help="simulated seconds per second (default 600)"
+    )
+    demo.add_argument("--duration", type=float, help="stop after this many seconds, summarise")
+    demo.add_argument("--data-dir", type=Path, help="where the demo keeps its data (var/demo)")
+    demo.add_argument("--keep", action="store_true", help="keep the data of an earlier run")
+    demo.add_argument("--receiver-port", type=int, help="port of the webhook receiver (any free)")
+    demo.add_argument("--rules", type=Path, help="rule file or folder (default: shipped rules)")
+    demo.add_argument("--lateness", type=float, help="allowed lateness, seconds (default 120)")
+    _http_options(demo)
+    demo.set_defaults(func=_cmd_demo)
 
 
 def _add_processing_commands(commands: Any) -> None:
@@ -304,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--mqtt-port", type=int, help="port of the embedded broker (default 1883)")
     up.add_argument("--protocol", choices=["5", "3.1.1"], help="MQTT version for --mqtt-url")
     up.add_argument("--duration", type=float, help="stop after this many seconds")
+    _http_options(up)
     up.set_defaults(func=_cmd_up)
 
     ingest = commands.add_parser("ingest", help="run the MQTT ingest gateway alone")
@@ -315,21 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--registry", type=Path)
     ingest.set_defaults(func=_cmd_ingest)
 
-    demo = commands.add_parser(
-        "demo", help="the embedded service with a simulated estate: alerts within a minute"
-    )
-    demo.add_argument("--scenario", default="demo", help="shipped scenario or file (default demo)")
-    demo.add_argument(
-        "--speed", type=float, default=600.0, help="simulated seconds per second (default 600)"
-    )
-    demo.add_argument("--duration", type=float, help="stop after this many seconds, summarise")
-    demo.add_argument("--data-dir", type=Path, help="where the demo keeps its data (var/demo)")
-    demo.add_argument("--keep", action="store_true", help="keep the data of an earlier run")
-    demo.add_argument("--receiver-port", type=int, help="port of the webhook receiver (any free)")
-    demo.add_argument("--rules", type=Path, help="rule file or folder (default: shipped rules)")
-    demo.add_argument("--lateness", type=float, help="allowed lateness, seconds (default 120)")
-    demo.set_defaults(func=_cmd_demo)
-
+    _add_demo_command(commands)
     _add_processing_commands(commands)
 
     registry = commands.add_parser("registry", help="estate registry tools")
@@ -345,10 +361,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_cmd_registry_check)
 
     from alerts.cli import register as register_alerts
+    from console.cli import register as register_console
     from simulators.cli import register as register_simulators
 
     register_alerts(commands)
     register_simulators(commands)
+    register_console(commands)
 
     logp = commands.add_parser("log", help="event log tools")
     logc = logp.add_subparsers(dest="log_command", required=True, metavar="COMMAND")

@@ -26,6 +26,7 @@ from typing import Any
 
 from alerts.receiver import run_receiver
 from alerts.signing import generate_secret, parse_secrets
+from console.tokens import Role
 from devices.demo_estate import dump_registry
 from estate.runtime import EmbeddedStack
 from estate.settings import Settings
@@ -38,7 +39,14 @@ from simulators.mqtt import MqttPublisher
 from simulators.scenario import Scenario, load_scenario
 
 #: Files of a demo data directory, removed at the start of a fresh run.
-DEMO_FILES = ("estate.yaml", "estate.db", "state.db", "outbox.sqlite", "received.sqlite")
+DEMO_FILES = (
+    "estate.yaml",
+    "estate.db",
+    "state.db",
+    "outbox.sqlite",
+    "received.sqlite",
+    "tokens.json",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +73,25 @@ def _point_webhooks(scenario: Scenario, port: int) -> tuple[dict[str, Any], dict
                     name = hook["secret_env"] = f"ESTATE_WEBHOOK_SECRET_{office['id'].upper()}"
                 env[name] = os.environ.get(name) or generate_secret()
     return data, env
+
+
+def _prepare(
+    settings: Settings, options: DemoOptions, scenario: Scenario, port: int
+) -> tuple[Settings, dict[str, str]]:
+    """A fresh data directory with the scenario's registry; the settings that use it and
+    the webhook secrets (also put into the environment for the dispatcher)."""
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not options.keep:
+        for name in DEMO_FILES:
+            for path in data_dir.glob(f"{name}*"):  # with SQLite's -wal / -shm companions
+                path.unlink()
+    registry, secrets_env = _point_webhooks(scenario, port)
+    os.environ.update(secrets_env)
+    (data_dir / "estate.yaml").write_text(
+        dump_registry(registry, f"demo registry of scenario {scenario.name}"), encoding="utf-8"
+    )
+    return settings.model_copy(update={"registry": data_dir / "estate.yaml"}), secrets_env
 
 
 def _publish(
@@ -117,20 +144,8 @@ async def run_demo(
 ) -> None:
     """Run the demo until the duration ends or Ctrl-C / SIGTERM."""
     scenario = load_scenario(options.scenario)
-    data_dir = settings.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
-    if not options.keep:
-        for name in DEMO_FILES:
-            for path in data_dir.glob(f"{name}*"):  # with SQLite's -wal / -shm companions
-                path.unlink()
     port = options.receiver_port or free_port()
-    registry, secrets_env = _point_webhooks(scenario, port)
-    os.environ.update(secrets_env)
-    (data_dir / "estate.yaml").write_text(
-        dump_registry(registry, f"demo registry of scenario {scenario.name}"), encoding="utf-8"
-    )
-    settings = settings.model_copy(update={"registry": data_dir / "estate.yaml"})
-
+    settings, secrets_env = _prepare(settings, options, scenario, port)
     span = scenario.duration
     start = datetime.now(UTC).replace(microsecond=0) - span  # simulated time ends at now
     simulator = scenario.simulator(start=start)
@@ -158,14 +173,19 @@ async def run_demo(
                 "127.0.0.1",
                 port,
                 [key for value in secrets_env.values() for key in parse_secrets(value)],
-                data_dir / "received.sqlite",
+                settings.data_dir / "received.sqlite",
                 stack.stop_event,
                 ready=receiver_ready,
             )
         )
         await asyncio.wait_for(receiver_ready.wait(), 10)
         echo(f"demo: street-office webhook receiver on http://127.0.0.1:{port}/")
+        token = None
+        if settings.http_address() is not None:
+            token, _ = stack.tokens.create("demo", Role.ADMIN)
         await stack.start()
+        if stack.http_url is not None:
+            echo(f"demo: control-room console on {stack.http_url} — log in with {token}")
         publisher = threading.Thread(
             target=_publish,
             args=(

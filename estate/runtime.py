@@ -14,8 +14,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from aiohttp import web
+
 from alerts.cli import OUTBOX_FILE
 from alerts.delivery import DeliveryCounters, run_dispatcher
+from alerts.outbox import OutboxStatus
+from console.app import bound_port, build_app, serve
+from console.context import ConsoleOptions
+from console.tokens import TokenStore
 from devices.demo_estate import write_registry
 from devices.registry import RegistryIndex, load_registry, summarize
 from estate.settings import Settings
@@ -221,6 +227,9 @@ class EmbeddedStack:
         self.gateway: Gateway | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.deliveries = DeliveryCounters()
+        self.http_url: str | None = None
+        self.tokens = TokenStore.in_data_dir(settings.data_dir)
+        self._http: web.AppRunner | None = None
         self._exit = contextlib.ExitStack()
 
     async def start(self) -> None:
@@ -262,6 +271,34 @@ class EmbeddedStack:
         self.gateway.start()
         if not await asyncio.to_thread(self.gateway.wait_connected, 15):
             echo(f"warning: not yet connected to {self.mqtt_url}; still trying")
+        await self._serve_http()
+
+    async def _serve_http(self) -> None:
+        address = self.settings.http_address()
+        if address is None:
+            return
+        app = build_app(
+            self.processing.projections,
+            self.log,
+            self.index,
+            self.tokens,
+            ConsoleOptions(grafana_url=self.settings.grafana_url),
+            deliveries=OutboxStatus(self.settings.data_dir / OUTBOX_FILE),
+        )
+        host, port = address
+        try:
+            self._http = await serve(app, host, port)
+        except OSError as exc:
+            raise OSError(
+                f"cannot serve the console on {host}:{port}: {exc.strerror or exc} "
+                "(choose another with --http HOST:PORT, or --http off)"
+            ) from None
+        self.http_url = f"http://{host}:{bound_port(self._http)}/"
+        self.echo(f"console and HTTP API on {self.http_url} (OpenAPI: api/v1/openapi.json)")
+        if not self.tokens.records():
+            self.echo(
+                "no API tokens yet: create one with `estate tokens create --role admin --name you`"
+            )
 
     def check(self) -> None:
         """Raise what made a component fail (a failed component stops the service loudly)."""
@@ -283,6 +320,8 @@ class EmbeddedStack:
     async def stop(self) -> None:
         self.stop_event.set()
         try:
+            if self._http is not None:
+                await self._http.cleanup()
             if self.gateway is not None:
                 await asyncio.to_thread(self.gateway.stop)
             if self.broker is not None:

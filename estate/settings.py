@@ -44,6 +44,13 @@ class Settings(BaseModel):
     rules: Path | None = Field(
         default=None, description="rule file or folder of rule files (default: the shipped rules)"
     )
+    http: str | None = Field(
+        default="127.0.0.1:8080",
+        description="HOST:PORT of the HTTP API and console (port 0: any free; 'off': none)",
+    )
+    grafana_url: str | None = Field(
+        default=None, description="Grafana base URL for the console's links to the boards"
+    )
     lateness_s: Annotated[float, Field(ge=0, le=86400)] = Field(
         default=120.0, description="allowed lateness of readings, seconds of device time"
     )
@@ -51,6 +58,17 @@ class Settings(BaseModel):
     @property
     def log_path(self) -> Path:
         return self.data_dir / "estate.db"
+
+    def http_address(self) -> tuple[str, int] | None:
+        """``http`` as (host, port), or None when switched off."""
+        if self.http is None or self.http.lower() in ("off", "none", ""):
+            return None
+        host, sep, port = self.http.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise SettingsError(
+                f"http {self.http!r} (ESTATE_HTTP) is not HOST:PORT, e.g. 127.0.0.1:8080"
+            )
+        return host.strip("[]") or "127.0.0.1", int(port)
 
     @property
     def state_path(self) -> Path:

@@ -14,7 +14,10 @@ Layout
     CONFLICT (id) DO NOTHING``, the first write of an id wins, and later ones
     (in the same batch or in later calls) count as duplicates. ``checkpoints``
     maps (consumer, stream, partition) to the position of the next record the
-    consumer wants.
+    consumer wants. An index on ``(key, position)`` of every stream table serves
+    :meth:`SqliteEventLog.read_key` (the records of one device); it is created with
+    the table, and on opening for tables of files written before it existed
+    (``CREATE INDEX IF NOT EXISTS``, in the schema check's write transaction).
 
 Cost
     Most of the cost of an append is the unique index of ids: uuid5 ids are
@@ -58,6 +61,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Final, Literal, Self
 
@@ -112,6 +116,16 @@ _STREAM_TABLE: Final = """
 #: Skips only a known id (``INSERT OR IGNORE`` would also skip, silently, any other violation).
 _INSERT: Final = (
     "INSERT INTO {table} (id, key, kind, envelope) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
+)
+#: The records of one partition key (device) in log order: ``read_key`` (one per stream table).
+_KEY_INDEX: Final = "CREATE INDEX IF NOT EXISTS {table}_key ON {table} (key, position)"
+#: ``read_key``: rows of one key after/before a position, filtered by device time. The time
+#: filter in SQL (julianday, millisecond precision) only narrows; Python checks exactly.
+_READ_KEY: Final = (
+    "SELECT position, envelope FROM {table} WHERE key = ? AND position {op} ?"
+    " AND julianday(json_extract(envelope, '$.occurred_at')) >= julianday(?) - 0.00000002"
+    " AND julianday(json_extract(envelope, '$.occurred_at')) <= julianday(?) + 0.00000002"
+    " ORDER BY position {order} LIMIT ?"
 )
 _READ: Final = (
     "SELECT position, envelope FROM {table} WHERE position >= ? ORDER BY position LIMIT ?"
@@ -210,6 +224,11 @@ class SqliteEventLog(EventLog):
                 f"event log {self._path} is damaged: schema version {version}, "
                 f"tables {sorted(tables)} (expected {sorted(_TABLES)})"
             )
+        if create:  # logs written before read_key existed get its index (once, then a no-op)
+            for (number,) in conn.execute("SELECT number FROM streams").fetchall():
+                table = f"stream_{int(number)}"
+                if table in tables:
+                    conn.execute(_KEY_INDEX.format(table=table))
 
     def _describe(self, exc: sqlite3.Error, what: str) -> str:
         text = str(exc)
@@ -285,16 +304,61 @@ class SqliteEventLog(EventLog):
             rows: list[tuple[int, str]] = conn.execute(
                 _READ.format(table=table), (start, limit)
             ).fetchall()
-        records = []
-        for position, data in rows:
-            try:
-                envelope = Envelope.from_json(data)
-            except ValidationError as exc:
-                raise LogError(
-                    f"event log {self._path}: record {position} of {name!r} is unreadable: {exc}"
-                ) from exc
-            records.append(StoredRecord(name, 0, position, envelope))
-        return records
+        return [StoredRecord(name, 0, p, self._parse(name, p, data)) for p, data in rows]
+
+    def read_key(
+        self,
+        stream: str,
+        key: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 1000,
+        *,
+        after: int | None = None,
+        newest_first: bool = False,
+    ) -> list[StoredRecord]:
+        """Up to ``limit`` records of ``stream`` whose partition key is ``key`` (an
+        ``estate/device``) and whose ``occurred_at`` is within ``[since, until]``
+        (aware datetimes; ``None`` is open), in log order, or newest first.
+
+        ``after`` continues a previous page: records past that position in the chosen
+        order (greater positions in log order, smaller ones newest first).
+        """
+        name = _stream_name(stream)
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        low, high = (_bound(since, "since", "0001-01-01"), _bound(until, "until", "9999-12-31"))
+        op, order = ("<", "DESC") if newest_first else (">", "ASC")
+        if after is None:
+            after = 1 << 62 if newest_first else -1
+        records: list[StoredRecord] = []
+        while len(records) < limit:
+            with self._connection("read_key") as conn:
+                table = self._find_table(conn, name)
+                if table is None:
+                    return []
+                rows: list[tuple[int, str]] = conn.execute(
+                    _READ_KEY.format(table=table, op=op, order=order),
+                    (key, after, low, high, limit),
+                ).fetchall()
+            for position, data in rows:
+                envelope = self._parse(name, position, data)
+                if (since is None or envelope.occurred_at >= since) and (
+                    until is None or envelope.occurred_at <= until
+                ):
+                    records.append(StoredRecord(name, 0, position, envelope))
+            if len(rows) < limit:
+                break
+            after = rows[-1][0]
+        return records[:limit]
+
+    def _parse(self, name: str, position: int, data: str) -> Envelope:
+        try:
+            return Envelope.from_json(data)
+        except ValidationError as exc:
+            raise LogError(
+                f"event log {self._path}: record {position} of {name!r} is unreadable: {exc}"
+            ) from exc
 
     def end_position(self, stream: str, partition: int = 0) -> int:
         """One past the last position of ``stream`` (0 when it is empty).
@@ -365,6 +429,7 @@ class SqliteEventLog(EventLog):
         number = conn.execute("INSERT INTO streams (name) VALUES (?)", (name,)).lastrowid
         table = f"stream_{number}"
         conn.execute(_STREAM_TABLE.format(table=table))
+        conn.execute(_KEY_INDEX.format(table=table))
         return table  # cached by the caller once its transaction committed
 
     # --- operations ----------------------------------------------------------------------------
@@ -389,6 +454,14 @@ def _stream_name(stream: str) -> str:
     if not name:
         raise ValueError("a stream name cannot be empty")
     return name
+
+
+def _bound(value: datetime | None, what: str, default: str) -> str:
+    if value is None:
+        return default
+    if value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware")
+    return value.isoformat()
 
 
 def _consumer_name(consumer: str) -> None:

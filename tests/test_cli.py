@@ -71,7 +71,16 @@ def test_broken_settings_are_a_clear_error(tmp_path: Path) -> None:
 def test_up_runs_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     port = free_port()
     proc = subprocess.Popen(
-        [*ESTATE, "up", "--mqtt-port", str(port), "--data-dir", str(tmp_path / "var")],
+        [
+            *ESTATE,
+            "up",
+            "--mqtt-port",
+            str(port),
+            "--http",
+            "127.0.0.1:0",
+            "--data-dir",
+            str(tmp_path / "var"),
+        ],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
