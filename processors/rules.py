@@ -177,7 +177,7 @@ class BinFillForecastRule(DetectorRule):
     summary: ClassVar[str] = "a bin is forecast to reach bin_overflow.high_pct within horizon_h"
 
     horizon_h: float = Field(
-        default=24.0, ge=1, le=168, description="warn when time-to-full is below this"
+        default=12.0, ge=1, le=168, description="warn when time-to-full is below this"
     )
     window_h: float = Field(
         default=24.0, ge=1, le=336, description="history since the last emptying used for the rate"
@@ -187,6 +187,9 @@ class BinFillForecastRule(DetectorRule):
     )
     min_rate_pct_h: float = Field(
         default=0.5, ge=0, le=100, description="fill rates below this are 'not filling'"
+    )
+    min_fill_pct: float = Field(
+        default=60.0, ge=0, le=100, description="no forecast for a bin emptier than this"
     )
 
 
