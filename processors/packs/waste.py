@@ -343,7 +343,9 @@ def _slope_per_h(points: tuple[FillPoint, ...]) -> float | None:
 class BinFillForecast(BaseDetector[ForecastState]):
     """``bin_fill_forecast``: the fill rate (least squares over the readings of the last
     ``window_h`` since the last emptying) predicts ``bin_overflow.high_pct`` within
-    ``horizon_h``: an info signal for planning the collection round.
+    ``horizon_h`` for a bin at least ``min_fill_pct`` full: an info signal for planning the
+    collection round (a rate measured in the day overstates the night's, so emptier bins
+    are left to the daily round).
 
     Emptying (a drop of ``EMPTIED_DROP_PCT`` points, or below ``bin_overflow.low_pct``
     after having been higher) starts a new history, so the rate never spans a
@@ -397,7 +399,7 @@ class BinFillForecast(BaseDetector[ForecastState]):
                 text = f"{ctx.device} at {_num(fill)} %: not filling ({shown} %/h)"
             else:
                 hours = (high - fill) / rate
-                active = hours <= rule.horizon_h
+                active = hours <= rule.horizon_h and fill >= rule.min_fill_pct
                 verb = "full within" if active else "full in"
                 text = (
                     f"{ctx.device} {verb} {hours:.1f} h at {rate:.1f} %/h "

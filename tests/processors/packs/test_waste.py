@@ -311,28 +311,31 @@ def test_not_emptied_deadline_between_readings_comes_from_tick_or_next_reading(
 
 
 def test_forecast_full_within_horizon_then_emptied(ctx: DeviceContext) -> None:
-    # emptied at 07:40, then 3.1 %/h; the drop from 80 % is a collection, not a rate
+    # emptied at 07:40 to 45 %, then 3.1 %/h; the drop from 80 % is a collection, not a rate
     timeline = [reading(-60, 78), reading(-30, 80)]
-    timeline += [reading(m, round(15 + 3.1 * m / 60, 2)) for m in range(0, 12 * 60 + 1, 30)]
+    timeline += [reading(m, round(45 + 3.1 * m / 60, 2)) for m in range(0, 12 * 60 + 1, 30)]
     timeline += [reading(13 * 60, 2)]
     _, signals = run(FORECAST, ctx, timeline)
     by_time = {s.at: s for s in signals}
     assert not by_time[at(60)].active  # three readings since emptying: too few
     assert by_time[at(60)].explanation == (
-        "bin-cp01-kitchen at 18.1 %: 3 of 4 readings needed for a forecast"
+        "bin-cp01-kitchen at 48.1 %: 3 of 4 readings needed for a forecast"
     )
+    # 10 h to full is within the 12 h horizon, but a bin below 60 % is left to the round
+    assert not by_time[at(270)].active
+    assert by_time[at(270)].explanation.startswith("bin-cp01-kitchen full in 10.0 h")
     first = next(s for s in signals if s.active)
-    assert first.at == at(90)  # fourth reading: (90 - 19.65) / 3.1 = 22.7 h ≤ 24 h
+    assert first.at == at(300)  # (90 - 60.5) / 3.1 = 9.5 h ≤ 12 h, and 60.5 % ≥ 60 %
     assert first.explanation == (
-        "bin-cp01-kitchen full within 22.7 h at 3.1 %/h (now 19.6 %, full at 90 %)"
+        "bin-cp01-kitchen full within 9.5 h at 3.1 %/h (now 60.5 %, full at 90 %)"
     )
     assert first.severity is Severity.INFO
-    assert len(first.evidence) == 4
+    assert len(first.evidence) == 11
     late = by_time[at(12 * 60)]
-    assert late.explanation.startswith("bin-cp01-kitchen full within 12.2 h at 3.1 %/h")
+    assert late.explanation.startswith("bin-cp01-kitchen full within 2.5 h at 3.1 %/h")
     assert not signals[-1].active
     events = alarm(FORECAST, ctx, signals, at(14 * 60))
-    assert kinds(events) == [(K.RAISED, at(90)), (K.CLEARED, at(780)), (K.RESOLVED, at(780))]
+    assert kinds(events) == [(K.RAISED, at(300)), (K.CLEARED, at(780)), (K.RESOLVED, at(780))]
     assert events[0].explanation == first.explanation
 
 
@@ -452,7 +455,7 @@ def test_state_json_round_trip_mid_timeline_gives_identical_signals(
         *full_day(13 * 60),
         reading(13 * 60 + 30, 3, 70),
         reading(13 * 60 + 35, 60, 40),
-        *[reading(m, 10 + 3 * (m - 14 * 60) / 60, 25) for m in range(14 * 60, 30 * 60, 30)],
+        *[reading(m, 20 + 3 * (m - 14 * 60) / 60, 25) for m in range(14 * 60, 30 * 60, 30)],
         *[reading(m, 40, 25) for m in range(30 * 60, 80 * 60, 30)],
     ]
     _, whole = run(detector, ctx, timeline)
