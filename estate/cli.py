@@ -27,6 +27,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         lateness_s=args.lateness,
         http=args.http,
         grafana_url=args.grafana_url,
+        influx_url=args.influx_url,
     )
     asyncio.run(run_embedded(settings, duration=args.duration))
     return 0
@@ -333,6 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--mqtt-port", type=int, help="port of the embedded broker (default 1883)")
     up.add_argument("--protocol", choices=["5", "3.1.1"], help="MQTT version for --mqtt-url")
     up.add_argument("--duration", type=float, help="stop after this many seconds")
+    up.add_argument(
+        "--influx-url", help="project time series into this InfluxDB (http://host:8086?db=estate)"
+    )
     _http_options(up)
     up.set_defaults(func=_cmd_up)
 
@@ -362,11 +366,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from alerts.cli import register as register_alerts
     from console.cli import register as register_console
+    from dashboards.cli import register as register_dashboards
     from simulators.cli import register as register_simulators
 
     register_alerts(commands)
     register_simulators(commands)
     register_console(commands)
+    register_dashboards(commands)
 
     logp = commands.add_parser("log", help="event log tools")
     logc = logp.add_subparsers(dest="log_command", required=True, metavar="COMMAND")

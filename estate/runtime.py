@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -33,6 +34,8 @@ from ingest.pipeline import Pipeline
 from ingest.sink import InlineSink, ProcessSink, Sink, WorkerSpec
 from processors.detectors import ALL_DETECTORS
 from processors.engine import Engine, EngineConfig
+from processors.influx import InfluxTarget, InfluxWriter
+from processors.influx_schema import registry_lookup
 from processors.projections import Projections
 from processors.replay import Difference, alert_spans, compare, log_readings, replay_readings
 from processors.rules import load_rules
@@ -228,6 +231,7 @@ class EmbeddedStack:
         self.tasks: list[asyncio.Task[None]] = []
         self.deliveries = DeliveryCounters()
         self.http_url: str | None = None
+        self.influx: InfluxWriter | None = None
         self.tokens = TokenStore.in_data_dir(settings.data_dir)
         self._http: web.AppRunner | None = None
         self._exit = contextlib.ExitStack()
@@ -258,6 +262,13 @@ class EmbeddedStack:
             ),
         ]
         echo(f"webhooks: outbox {settings.data_dir / OUTBOX_FILE}")
+        if settings.influx_url is not None:
+            target = InfluxTarget.from_url(
+                settings.influx_url, os.environ.get("ESTATE_INFLUX_TOKEN") or None
+            )
+            self.influx = InfluxWriter(self.log, target, lookup=registry_lookup(self.index))
+            self.tasks.append(asyncio.create_task(self._project_influx(self.influx)))
+            echo(f"time series: InfluxDB {redact_url(settings.influx_url)}")
         if settings.mqtt_url is None:
             self.broker = EmbeddedBroker(port=settings.mqtt_port or free_port())
             await self.broker.start()
@@ -299,6 +310,16 @@ class EmbeddedStack:
             self.echo(
                 "no API tokens yet: create one with `estate tokens create --role admin --name you`"
             )
+
+    async def _project_influx(self, writer: InfluxWriter) -> None:
+        async with writer:
+            await writer.setup()
+            stopper = asyncio.create_task(self.stop_event.wait())
+            stopper.add_done_callback(lambda _: writer.stop())
+            try:
+                await writer.run()
+            finally:
+                stopper.cancel()
 
     def check(self) -> None:
         """Raise what made a component fail (a failed component stops the service loudly)."""

@@ -48,6 +48,11 @@ class Settings(BaseModel):
         default="127.0.0.1:8080",
         description="HOST:PORT of the HTTP API and console (port 0: any free; 'off': none)",
     )
+    influx_url: str | None = Field(
+        default=None,
+        description="InfluxDB to project time series into, e.g. http://127.0.0.1:8086?db=estate "
+        "(token: ESTATE_INFLUX_TOKEN); none = no time series",
+    )
     grafana_url: str | None = Field(
         default=None, description="Grafana base URL for the console's links to the boards"
     )
