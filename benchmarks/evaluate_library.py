@@ -24,7 +24,7 @@ if str(ROOT) not in sys.path:  # run as a script: make the repository importable
 
 from processors.detectors import ALL_DETECTORS  # noqa: E402
 from processors.rules import load_rules  # noqa: E402
-from processors.scoring import score_table  # noqa: E402
+from processors.scoring import ADVISORY, score_table  # noqa: E402
 from simulators.evaluate import evaluate  # noqa: E402
 from simulators.scenario import load_scenario, scenario_names  # noqa: E402
 
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         recall = detected / labels if labels else None
         precision = true_alerts / alerts if alerts else None
         ok = (recall is None or recall >= RECALL_FLOOR) and (
-            precision is None or precision >= PRECISION_FLOOR
+            precision is None or precision >= PRECISION_FLOOR or name in ADVISORY
         )
         failing += [] if ok else [name]
         shown_r = "-" if recall is None else f"{recall:.2f}"
@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{name:26} labels {labels:3} found {detected:3} recall {shown_r:>5}  "
             f"alerts {alerts:3} precision {shown_p:>5}  {'ok' if ok else 'BELOW FLOOR'}"
+            + ("  (advisory: precision not held to the floor)" if name in ADVISORY else "")
         )
     missing = sorted({n for n in totals if n not in existing})
     if missing:

@@ -25,6 +25,10 @@ from typing import Any, Protocol
 from processors.replay import AlertSpan
 
 DEFAULT_GRACE = timedelta(hours=6)
+#: Detectors whose alerts are advice for planning, not alarms: a forecast that a bin will
+#: be full "unless a round comes" is not wrong when the round comes. Their precision is
+#: reported but not held to the alarm floor (recall is).
+ADVISORY = frozenset({"bin_fill_forecast"})
 
 
 class Label(Protocol):

@@ -38,6 +38,9 @@ _TIME_FIELDS = ("changed_at",)
 #: Offline rule multiples of the reporting interval (processors/rulesets/default.yaml).
 _OFFLINE_INTERVALS = {DeviceKind.EV_CHARGER: 5, DeviceKind.EBIKE_STATION: 5}
 _MAX_BATCH = 10_000
+#: A bin this full for this long is overflowing (bin_overflow's shipped high_pct and
+#: persistence); the forecast should have seen it coming this long before (its horizon).
+FULL_PCT, FULL_FOR_S, FORECAST_S = 90.0, 1800.0, 12 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +219,15 @@ class EstateSimulator:
                     self._label("device_offline", "device_offline", dev, start, min(end, t1))
             day += DAY
 
-    def _label(self, kind: str, detector: str, dev: DeviceRef, t0: float, t1: float) -> None:
+    def _label(
+        self,
+        kind: str,
+        detector: str,
+        dev: DeviceRef,
+        t0: float,
+        t1: float,
+        source: str = "imperfection",
+    ) -> None:
         self.labels.append(
             Label(
                 kind,
@@ -225,10 +236,45 @@ class EstateSimulator:
                 dev.device,
                 datetime.fromtimestamp(t0, UTC),
                 datetime.fromtimestamp(t1, UTC),
-                "imperfection",
+                source,
                 kind,
             )
         )
+
+    def _natural_overflows(
+        self, ref: DeviceRef, events: Iterable[tuple[float, str, Data]]
+    ) -> Iterator[tuple[float, str, Data]]:
+        """Pass a bin's readings through, labelling the times it really was full.
+
+        Behaviour alone (a busy day, a round every other day) can fill a bin before its
+        collection: that is an overflow a detector should report, so it is ground truth
+        (source ``behaviour``) like an injected one: full from the first reading at
+        ``FULL_PCT`` held for ``FULL_FOR_S`` until it is emptied, and the forecast's
+        window before it.
+        """
+        fraction = ref.profile.units.get("fill_pct") == "fraction"
+        since: float | None = None
+        last_full = 0.0
+        for t, stream, data in events:
+            yield t, stream, data
+            value = data.get("fill_pct") if stream == "level" else None
+            if not isinstance(value, int | float):
+                continue
+            fill = float(value) * (100 if fraction else 1)
+            if fill >= FULL_PCT:
+                since, last_full = (t if since is None else since), t
+            elif since is not None:
+                self._overflow(ref, since, last_full, t)
+                since = None
+        if since is not None:
+            self._overflow(ref, since, last_full, last_full)
+
+    def _overflow(self, ref: DeviceRef, since: float, last_full: float, until: float) -> None:
+        if last_full - since >= FULL_FOR_S:
+            self._label("natural_overflow", "bin_overflow", ref, since, until, "behaviour")
+            self._label(
+                "natural_overflow", "bin_fill_forecast", ref, since - FORECAST_S, since, "behaviour"
+            )
 
     # -- running ------------------------------------------------------------------------------
 
@@ -254,8 +300,11 @@ class EstateSimulator:
         ref = dev.ref
         rng = rng_for(self.seed, ref.estate, ref.device)
         silent = self._silences.get((ref.estate, ref.device), [])
-        event: Event
-        for event in BEHAVIOURS[ref.kind](env, ref, rng):
+        events: Iterable[Event] = BEHAVIOURS[ref.kind](env, ref, rng)
+        injected = {i.kind for i in self.injections if i.device == ref.device}
+        if ref.kind is DeviceKind.WASTE_BIN and not injected & {"bin_overflow", "bin_not_emptied"}:
+            events = self._natural_overflows(ref, events)
+        for event in events:
             t, stream, data = event
             if not env.start <= t < env.end or any(a <= t < b for a, b in silent):
                 continue
