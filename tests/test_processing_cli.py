@@ -111,23 +111,35 @@ def test_rebuild_without_a_log_says_so(tmp_path: Path) -> None:
     assert "no event log" in result.stderr
 
 
-def test_replay_with_other_rules_reports_added_alerts(loaded: Path, tmp_path: Path) -> None:
+def test_replay_stricter_and_looser_rules_move_alerts_the_expected_way(
+    loaded: Path, tmp_path: Path
+) -> None:
     data = copy(loaded, tmp_path / "data")
-    lower = tmp_path / "lower.yaml"
-    lower.write_text(
-        'version: "what-if-1"\nprofiles:\n  waste_bin:\n'
-        "    bin_overflow: {high_pct: 40, low_pct: 10}\n",
-        encoding="utf-8",
-    )
-    out = tmp_path / "diff.json"
-    result = estate("replay", "--with", str(lower), "--json", str(out), data=data)
-    assert result.returncode == 0, result.stderr
-    assert "bin_overflow" in result.stdout
-    rows = {r["detector"]: r for r in json.loads(out.read_text())}
-    assert rows["bin_overflow"]["after"] >= rows["bin_overflow"]["before"]
-    assert rows["bin_overflow"]["added"]
-    with SqliteEventLog(data / "estate.db") as log:
-        assert log.end_position(Stream.EVENTS) == 0  # nothing live was touched
+    assert estate("detect", data=data).returncode == 0
+    live_before = event_ids(data)
+    paths = {}
+    for name, section in {
+        "looser": "bin_overflow: {high_pct: 40, low_pct: 10}",
+        "stricter": "bin_overflow: {high_pct: 95, low_pct: 30}",
+    }.items():
+        paths[name] = tmp_path / f"{name}.yaml"
+        paths[name].write_text(
+            f'version: "what-if-{name}"\nprofiles:\n  waste_bin:\n    {section}\n',
+            encoding="utf-8",
+        )
+    rows = {}
+    # looser than the shipped rules; then stricter than the looser ones
+    for name, base in (("looser", []), ("stricter", ["--rules", str(paths["looser"])])):
+        out = tmp_path / f"{name}.json"
+        result = estate("replay", *base, "--with", str(paths[name]), "--json", str(out), data=data)
+        assert result.returncode == 0, result.stderr
+        assert "bin_overflow" in result.stdout
+        rows[name] = {r["detector"]: r for r in json.loads(out.read_text())}["bin_overflow"]
+    looser, stricter = rows["looser"], rows["stricter"]
+    assert looser["after"] > looser["before"] and looser["added"] and not looser["removed"]
+    assert stricter["after"] < stricter["before"] and stricter["removed"]
+    assert not stricter["added"]
+    assert event_ids(data) == live_before  # the live alert book's log is untouched
 
 
 def test_replay_refuses_a_broken_rule_file(loaded: Path, tmp_path: Path) -> None:
