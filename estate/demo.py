@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alerts.receiver import run_receiver
@@ -147,7 +147,10 @@ async def run_demo(
     port = options.receiver_port or free_port()
     settings, secrets_env = _prepare(settings, options, scenario, port)
     span = scenario.duration
-    start = datetime.now(UTC).replace(microsecond=0) - span  # simulated time ends at now
+    # The latest whole-day shift of the scenario that has ended by now: its anomalies keep
+    # their local times of day (daylight, evening charging) and no reading is in the future.
+    days = (datetime.now(UTC) - span - scenario.start) // timedelta(days=1)
+    start = scenario.start + timedelta(days=days)
     simulator = scenario.simulator(start=start)
     echo(
         f"demo: scenario {scenario.name!r} — {scenario.description.strip()}\n"
