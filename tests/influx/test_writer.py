@@ -1,7 +1,7 @@
 """The InfluxDB projection against a real influxd 1.x (Debian ``influxdb``).
 
-Set ``ESTATE_INFLUX_OUTAGE_S`` to hold InfluxDB down for longer in the outage test
-(the default, 5 s, covers several retries with backoff; the writer retries for ever).
+The outage test holds InfluxDB down for three minutes (the issue's "several minutes");
+``ESTATE_INFLUX_OUTAGE_S`` changes that (e.g. 5 for a quick local run).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from tests.influx.proxy import FaultyProxy
 from tests.support.influx import InfluxD, demo_index, generated_log, generated_records
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-OUTAGE_S = float(os.environ.get("ESTATE_INFLUX_OUTAGE_S", "5"))
+OUTAGE_S = float(os.environ.get("ESTATE_INFLUX_OUTAGE_S", "180"))
 MEASUREMENT_STREAMS = ("readings", "events")
 
 
