@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from estate.settings import SettingsError, load_settings
+from estate.settings import Settings, SettingsError, load_settings
 from processors.rules import RuleError
 
 
@@ -55,14 +55,31 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _existing_log(settings: Settings) -> Settings | None:
+    """``settings`` when their event log exists; else say so (the caller exits 1)."""
+    if settings.log_path.exists():
+        return settings
+    print(f"no event log at {settings.log_path}", file=sys.stderr)
+    return None
+
+
+def _processing_settings(args: argparse.Namespace) -> Settings | None:
+    """Settings of the commands that process an existing log (rebuild, detect, replay)."""
+    return _existing_log(
+        load_settings(
+            data_dir=args.data_dir,
+            registry=args.registry,
+            rules=args.rules,
+            lateness_s=args.lateness,
+        )
+    )
+
+
 def _cmd_rebuild(args: argparse.Namespace) -> int:
     from estate.runtime import rebuild
 
-    settings = load_settings(
-        data_dir=args.data_dir, registry=args.registry, rules=args.rules, lateness_s=args.lateness
-    )
-    if not settings.log_path.exists():
-        print(f"no event log at {settings.log_path}", file=sys.stderr)
+    settings = _processing_settings(args)
+    if settings is None:
         return 1
     rebuild(settings, detectors=args.detectors)
     return 0
@@ -71,11 +88,8 @@ def _cmd_rebuild(args: argparse.Namespace) -> int:
 def _cmd_detect(args: argparse.Namespace) -> int:
     from estate.runtime import run_detectors
 
-    settings = load_settings(
-        data_dir=args.data_dir, registry=args.registry, rules=args.rules, lateness_s=args.lateness
-    )
-    if not settings.log_path.exists():
-        print(f"no event log at {settings.log_path}", file=sys.stderr)
+    settings = _processing_settings(args)
+    if settings is None:
         return 1
     run_detectors(settings, follow=args.follow, snapshot_every_s=args.snapshot_every)
     return 0
@@ -137,11 +151,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         after = _evaluate(args.scenario, args.what_if_rules, args.lateness)
         print(side_by_side(before.scores, after.scores, before.rules_version, after.rules_version))
         return 0
-    settings = load_settings(
-        data_dir=args.data_dir, registry=args.registry, rules=args.rules, lateness_s=args.lateness
-    )
-    if not settings.log_path.exists():
-        print(f"no event log at {settings.log_path}", file=sys.stderr)
+    settings = _processing_settings(args)
+    if settings is None:
         return 1
     rows = what_if(settings, args.what_if_rules, since=args.since, until=args.until)
     print(difference_table(rows))
@@ -240,9 +251,8 @@ def _cmd_log_stats(args: argparse.Namespace) -> int:
     from eventlog import Stream
     from eventlog.sqlite import SqliteEventLog
 
-    settings = load_settings(data_dir=args.data_dir)
-    if not settings.log_path.exists():
-        print(f"no event log at {settings.log_path}", file=sys.stderr)
+    settings = _existing_log(load_settings(data_dir=args.data_dir))
+    if settings is None:
         return 1
     with SqliteEventLog(settings.log_path) as log:
         for stream in Stream:
