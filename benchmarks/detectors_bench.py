@@ -7,7 +7,7 @@ Run from the repository root::
 A demo registry of about ``--devices`` devices (:func:`devices.demo_estate.write_registry`,
 one estate, ~3.4 devices per household) is written to a temporary file and loaded;
 every device gets its :class:`DeviceContext` (``context_for`` with the shipped rules)
-and the detectors of the health, waste and water packs that apply to it.
+and the detectors of every pack (``ALL_DETECTORS`` below) that apply to it.
 
 Readings are generated in memory before the clock starts: ``--hours`` of traffic, each
 device reporting its main stream at its profile's ``reporting_interval_s`` (phase and a
@@ -17,9 +17,22 @@ few seconds of jitter per device) plus a heartbeat with ``battery_pct`` every 6 
   a quiet night, 2 % with a small leak; building masters: ``flow_l_min`` as well);
 * bins: ``fill_pct`` rising 1-4 %/h with noise, emptied by a daily collection round
   at 07:00 local (or when nearly full), ``temperature_c``, a slowly falling battery;
-* energy meters: cumulative ``energy_kwh`` and ``power_w``;
-* parking bays, chargers, e-bike stations and gates: their catalogue example payload
-  (no detector reads it; only ``device_offline`` and ``clock_skew`` see them).
+* energy meters: cumulative ``energy_kwh`` and ``power_w`` shaped by role: households
+  by the hour with noise, corridors ~300 W plus night lights, common areas ~900 W (0.2 %
+  of readings a 5 kW spike), lighting on until 06:40 local (5 % of circuits left on until
+  09:00, in daylight); 2 % of household/corridor meters carry a flying-wire charger
+  (380 W from 00:30-02:00 for 5 h, tapering over its last 30 %);
+* parking bays: ``occupied`` (changes on one reading in four) with ``changed_at`` (the
+  demo estate tags 1 % of its bays ``fire_lane``, 5 % ``visitor_bay``, 8 % ``ev_bay``);
+* access gates: a cycle of a passage (3 % denied, 1-3 persons sensed, a credential hash),
+  the door open 1 s later (0.5 % flagged forced) and closed 8 s after the passage (so a
+  passage every 3 reporting intervals; denied passages open the door too: forced);
+* EV chargers: two connectors read in turn, each with an overnight session (plugged in
+  18:00-21:00 the evening before, charging at 7 kW for 1-4 h, ``suspended_ev`` until it
+  leaves at 07:00-09:00; 5 % stay on, 1 % of connectors ``faulted``);
+* e-bike stations: ten ports read in turn, each charging from 20:00-23:00 for 4-7 h at
+  380 W with a taper, port temperature following the power (0.5 % of ports overheat by
+  55 °C over 20 min), then ``finished``, ``available`` after 07:00.
 
 What is timed is only ``state, signals = det.step(state, reading, ctx)`` for every
 reading (in event-time order, all devices interleaved) and every applicable detector
@@ -72,12 +85,24 @@ from devices.examples import example  # noqa: E402
 from devices.registry import load_registry  # noqa: E402
 from eventlog.envelope import deterministic_id  # noqa: E402
 from processors.detector import Detector, DeviceContext, ReadingView, context_for  # noqa: E402
+from processors.packs.charging import CHARGING_DETECTORS  # noqa: E402
+from processors.packs.energy import ENERGY_DETECTORS  # noqa: E402
+from processors.packs.gates import GATE_DETECTORS  # noqa: E402
 from processors.packs.health import HEALTH_DETECTORS  # noqa: E402
+from processors.packs.parking import PARKING_DETECTORS  # noqa: E402
 from processors.packs.waste import WASTE_DETECTORS  # noqa: E402
 from processors.packs.water import WATER_DETECTORS  # noqa: E402
 from processors.rules import load_rules  # noqa: E402
 
-ALL_DETECTORS: tuple[Detector[Any], ...] = (*HEALTH_DETECTORS, *WASTE_DETECTORS, *WATER_DETECTORS)
+ALL_DETECTORS: tuple[Detector[Any], ...] = (
+    *HEALTH_DETECTORS,
+    *WASTE_DETECTORS,
+    *WATER_DETECTORS,
+    *CHARGING_DETECTORS,
+    *ENERGY_DETECTORS,
+    *PARKING_DETECTORS,
+    *GATE_DETECTORS,
+)
 #: Midnight in Shanghai (the demo estates' time zone), 2026-11-21.
 T0 = datetime(2026, 11, 20, 16, 0, tzinfo=UTC)
 DEVICES_PER_HOUSEHOLD = 3.42  # the demo estate: 3,000 households → 10,264 devices
@@ -121,6 +146,94 @@ class Traffic:
         self.fill = rng.uniform(0, 60)
         self.rate = rng.uniform(1, 4)  # %/h
         self.temp = rng.uniform(12, 24)
+        self.occupied, self.changed_at = rng.random() < 0.5, T0 - timedelta(hours=1)
+        self.gate_step, self.passage_at = 0, T0  # passage, door open, door closed, ...
+        # charging and energy (hours after T0, local midnight): see the module docstring
+        self.units = [self._unit(rng) for _ in range(10)]
+        self.turn = 0
+        self.wire_h = rng.uniform(0.5, 2) if rng.random() < 0.02 else None
+        self.lights_off_h = 9.0 if rng.random() < 0.05 else 6.67
+        self.size = rng.uniform(0.7, 1.3)
+
+    @staticmethod
+    def _unit(rng: random.Random) -> tuple[float, float, float, bool]:
+        """(plugged in, done, leaves, anomalous) of one connector or port, hours after T0."""
+        plug = -rng.uniform(1, 6)
+        return plug, plug + rng.uniform(1, 7), rng.uniform(7, 9), rng.random() < 0.03
+
+    def _energy(self, h: float, hour: int) -> float:
+        """The meter's power (W) at ``h`` hours after T0 (local ``hour``)."""
+        ctx, rng = self.ctx, self.rng
+        if ctx.profile.role == "lighting" or "lighting" in ctx.tags:
+            return 1800.0 * self.size if h < self.lights_off_h else 6.0
+        if "common_area" in ctx.tags:
+            return 5000.0 if rng.random() < 0.002 else 900.0 * self.size * rng.uniform(0.95, 1.05)
+        if ctx.profile.role == "household":
+            watts = (160, 140, 130, 130, 130, 150, 260, 420, 330)[min(hour, 8)] * self.size
+            watts *= rng.lognormvariate(0, 0.3)
+        else:
+            watts = (300.0 + (90.0 if hour < 7 else 0.0)) * self.size * rng.uniform(0.97, 1.03)
+        if self.wire_h is not None and 0 <= (h - self.wire_h) < 5:
+            share = (h - self.wire_h) / 5
+            watts += 380.0 if share < 0.7 else 380.0 * (1 - 0.95 * (share - 0.7) / 0.3)
+        return watts
+
+    def _connector(self, h: float) -> dict[str, Any]:
+        n = self.turn % 2 + 1
+        plug, done, leave, odd = self.units[n - 1]
+        done, leave = min(done, plug + 4), leave + (24 if odd and n == 1 else 0)
+        if odd and n == 2:
+            return {"connector": n, "status": "faulted", "power_kw": 0.0}
+        if h >= leave:
+            return {"connector": n, "status": "available", "power_kw": 0.0}
+        charging = h < done
+        return {
+            "connector": n,
+            "status": "charging" if charging else "suspended_ev",
+            "power_kw": 7.0 if charging else 0.0,
+            "session_energy_kwh": round(7.0 * (min(h, done) - plug), 3),
+            "session_id": f"S{n}-{plug:.3f}",
+        }
+
+    def _gate(self, at: datetime) -> ReadingView:
+        """One reading a call: a passage, then its door open 1 s and closed 8 s after it."""
+        rng = self.rng
+        self.gate_step += 1
+        if self.gate_step % 3 == 1:
+            self.passage_at = at
+            granted = rng.random() >= 0.03
+            payload: dict[str, Any] = {
+                "direction": "in" if rng.random() < 0.5 else "out",
+                "result": "granted" if granted else "denied",
+                "method": "card",
+                "credential_hash": f"{rng.getrandbits(64):016x}",
+                "persons_sensed": rng.choice((1, 1, 1, 2, 3)) if granted else 0,
+            }
+            kind = "access_gate.passage"
+        else:
+            opening = self.gate_step % 3 == 2
+            at = self.passage_at + timedelta(seconds=1 if opening else 8)
+            payload = (
+                {"state": "open", "forced": rng.random() < 0.005}
+                if opening
+                else {"state": "closed"}
+            )
+            kind = "access_gate.door"
+        return self.reading(kind, at, {"ts": at.isoformat(), "seq": self.seq + 1, **payload})
+
+    def _port(self, h: float) -> dict[str, Any]:
+        n = self.turn % 10 + 1
+        plug, done, leave, hot = self.units[n - 1]
+        plug, done = plug + 2, done + 2  # 20:00-23:00 for 4-7 h
+        if h >= leave or h < plug:
+            return {"port": n, "status": "available", "power_w": 0.0, "temperature_c": 18.0}
+        if h >= done:
+            return {"port": n, "status": "finished", "power_w": 0.0, "temperature_c": 20.0}
+        share = (h - plug) / (done - plug)
+        watts = 380.0 if share < 0.7 else 380.0 * (1 - 0.95 * (share - 0.7) / 0.3)
+        temp = 18.0 + watts / 38 + (min(55.0, 55 * (h - plug) * 3) if hot else 0.0)
+        return {"port": n, "status": "charging", "power_w": round(watts, 1),
+                "temperature_c": round(temp, 1), "session_id": f"P{n}"}  # fmt: skip
 
     def reading(self, kind: str, at: datetime, payload: Mapping[str, Any]) -> ReadingView:
         self.seq += 1
@@ -167,9 +280,21 @@ class Traffic:
                 "category": "other",
             }
         elif ctx.kind is DeviceKind.ENERGY_METER:
-            power = rng.uniform(50, 2500)
+            power = self._energy((at - T0).total_seconds() / 3600, hour)
             self.kwh += power / 1000 * span_h
             payload = {**ts, "energy_kwh": round(self.kwh, 3), "power_w": round(power, 1)}
+        elif ctx.kind is DeviceKind.PARKING_SENSOR:
+            if rng.random() < 0.25:
+                self.occupied, self.changed_at = not self.occupied, at
+            payload = {**ts, "occupied": self.occupied, "changed_at": self.changed_at.isoformat()}
+        elif ctx.kind is DeviceKind.ACCESS_GATE:
+            return self._gate(at)
+        elif ctx.kind is DeviceKind.EV_CHARGER:
+            self.turn += 1
+            payload = {**ts, **self._connector((at - T0).total_seconds() / 3600)}
+        elif ctx.kind is DeviceKind.EBIKE_STATION:
+            self.turn += 1
+            payload = {**ts, **self._port((at - T0).total_seconds() / 3600)}
         else:
             payload = shared  # read by no detector
         return self.reading(kind, at, payload)

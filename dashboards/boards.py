@@ -289,10 +289,22 @@ ALL_CONDITIONS = ".+"
 WASTE = "bin_overflow|bin_not_emptied|bin_fill_forecast|bin_fire_risk|bin_stuck_sensor"
 LEAKS = "water_night_flow|water_continuous_flow|water_burst|water_backflow"
 WATER = f"{LEAKS}|water_balance|water_no_use"
-CHARGING = "ev_overstay|ebike_overstay|ebike_over_temperature|flying_wire_charging"
-PARKING = "fire_lane_blocked"
-GATES = "door_held_open|door_forced"
-ENERGY = "lighting_daylight_waste"
+CHARGING = (
+    "ev_overstay|ev_session_too_long|ev_charger_faulted|ebike_over_temperature"
+    "|ebike_power_abnormal|ebike_session_too_long|flying_wire"
+)
+PARKING = "fire_lane_blocked|visitor_overstay|ev_bay_blocked"
+GATES = "door_held_open|door_forced|gate_denied_attempts|gate_tailgating"
+ENERGY = "lighting_daylight"
+#: Every alert condition a board filters on (tests check each is a real detector).
+CONDITION_GROUPS = {
+    "waste": WASTE,
+    "water": WATER,
+    "charging": CHARGING,
+    "parking": PARKING,
+    "gates": GATES,
+    "energy": ENERGY,
+}
 HOUSEHOLD = f"{SCOPE} AND \"role\" != 'master'"
 
 

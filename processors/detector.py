@@ -60,6 +60,9 @@ class DeviceContext:
     tags: frozenset[str]
     tz: ZoneInfo
     rules: ResolvedRules
+    #: The estate's registered location (WGS-84 degrees): sunrise and sunset come from it.
+    lat: float = 31.23
+    lon: float = 121.47
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +102,9 @@ class ReadingView:
         )
 
 
+#: Whose readings feed one detector state (see :attr:`BaseDetector.scope`).
+Scope = Literal["device", "master", "bay"]
+
 _ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
 
 
@@ -117,7 +123,7 @@ class Detector(Protocol, Generic[StateT]):
     #: Envelope kinds it consumes (``waste_bin.level``...); empty = every reading kind.
     consumes: ClassVar[frozenset[str]]
     #: Whose readings feed one state: see :attr:`BaseDetector.scope`.
-    scope: ClassVar[Literal["device", "master"]]
+    scope: ClassVar[Scope]
 
     def applies_to(self, ctx: DeviceContext) -> bool:
         """Whether this detector watches the device at all (kind, tags, rule enabled)."""
@@ -157,8 +163,11 @@ class BaseDetector(Generic[StateT]):
     #: ``device``: one state per device, fed that device's readings. ``master``: one state
     #: per master meter, fed the readings of the master *and* of every meter whose
     #: ``meter_of`` names it (``ReadingView.device`` tells them apart); ``applies_to`` and
-    #: the context are the master's.
-    scope: ClassVar[Literal["device", "master"]] = "device"
+    #: the context are the master's. ``bay``: one state per parking bay linked to a charger
+    #: connector (registry ``connector: charger_id:n``), fed the bay's readings *and* that
+    #: connector's readings of the charger (``ReadingView.device`` is the charger);
+    #: ``applies_to`` and the context are the bay's.
+    scope: ClassVar[Scope] = "device"
 
     def dump_state(self, state: StateT) -> Any:
         """``state`` as JSON-compatible data (snapshots, faust tables)."""
@@ -232,4 +241,6 @@ def context_for(index: RegistryIndex, ref: DeviceRef, rules: RuleSet) -> DeviceC
         tags=ref.tags,
         tz=estate.tz,
         rules=rules.for_device(ref),
+        lat=estate.estate.location.lat,
+        lon=estate.estate.location.lon,
     )

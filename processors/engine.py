@@ -33,6 +33,7 @@ from uuid import UUID
 
 from pydantic import TypeAdapter, ValidationError
 
+from devices.catalogue import DeviceKind
 from devices.registry import DeviceRef, RegistryIndex
 from eventlog.envelope import Envelope, deterministic_id
 from processors import alarm
@@ -69,10 +70,12 @@ class EngineConfig:
 class _Route:
     """One detector fed by a device's readings, and whose state it updates."""
 
-    owner: str  #: the device whose state this is (the master for master-scoped detectors)
+    owner: str  #: the device whose state this is (the master / bay for those scopes)
     detector: Detector[Any]
     ctx: DeviceContext
     policy: AlarmPolicy
+    #: Only readings whose payload ``connector`` is this (a charger's route to one bay).
+    connector: int | None = None
 
 
 @dataclass(slots=True)
@@ -135,6 +138,28 @@ class Engine:
             ctx = self._contexts[key] = context_for(self.index, ref, self.rules)
         return ctx
 
+    def _owners(self, ref: DeviceRef) -> list[tuple[str, DeviceRef, int | None]]:
+        """Whose states a device's readings feed: (scope, owner, connector filter).
+
+        ``device``: its own. ``master``: its master meter's (and a master's own).
+        ``bay``: an ev_bay's own, and for a charger the bay linked to each connector
+        (only that connector's readings).
+        """
+        owners: list[tuple[str, DeviceRef, int | None]] = [("device", ref, None)]
+        spec = ref.spec
+        if spec.is_master_meter:
+            owners.append(("master", ref, None))
+        if spec.meter_of is not None:
+            master = self.index.device(ref.estate, spec.meter_of)
+            owners += [("master", master, None)] if master is not None else []
+        if spec.connector_ref is not None:
+            owners.append(("bay", ref, None))
+        if ref.kind is DeviceKind.EV_CHARGER:
+            for n in range(1, (spec.ports or 16) + 1):
+                bay = self.index.bay_for_connector(ref.estate, ref.device, n)
+                owners += [("bay", bay, n)] if bay is not None else []
+        return owners
+
     def routes(self, estate: str, device: str) -> tuple[_Route, ...] | None:
         """The detectors a device's readings feed (``None``: the device is not registered)."""
         key = (estate, device)
@@ -143,22 +168,13 @@ class Engine:
         ref = self.index.device(estate, device)
         routes: tuple[_Route, ...] | None = None
         if ref is not None:
-            ctx = self._context(ref)
-            found = [
-                _Route(f"{estate}/{device}", d, ctx, d.policy(ctx))
-                for d in self.detectors
-                if d.scope == "device" and d.applies_to(ctx)
-            ]
-            masters = [ref] if ref.spec.is_master_meter else []
-            if ref.spec.meter_of is not None:
-                master = self.index.device(estate, ref.spec.meter_of)
-                masters += [master] if master is not None else []
-            for master in masters:
-                mctx = self._context(master)
+            found = []
+            for scope, owner, connector in self._owners(ref):
+                ctx = self._context(owner)
                 found += [
-                    _Route(f"{estate}/{master.device}", d, mctx, d.policy(mctx))
+                    _Route(f"{estate}/{owner.device}", d, ctx, d.policy(ctx), connector)
                     for d in self.detectors
-                    if d.scope == "master" and d.applies_to(mctx)
+                    if d.scope == scope and d.applies_to(ctx)
                 ]
             routes = tuple(found)
         self._routes[key] = routes
@@ -269,6 +285,8 @@ class Engine:
         for route in routes:
             detector = route.detector
             if detector.consumes and kind not in detector.consumes:
+                continue
+            if route.connector is not None and reading.payload.get("connector") != route.connector:
                 continue
             key = (route.owner, detector.name)
             state = self.states.get(key)

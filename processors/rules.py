@@ -58,14 +58,31 @@ __all__ = [
     "BinOverflowRule",
     "BinStuckSensorRule",
     "ClockSkewRule",
+    "CommonAreaPowerSpikeRule",
     "DetectorRule",
     "DeviceLike",
     "DeviceOfflineRule",
+    "DoorForcedRule",
+    "DoorHeldOpenRule",
+    "EbikeOverTemperatureRule",
+    "EbikePowerAbnormalRule",
+    "EbikeSessionTooLongRule",
+    "EnergyAboveBaselineRule",
+    "EvBayBlockedRule",
+    "EvChargerFaultedRule",
+    "EvOverstayRule",
+    "EvSessionTooLongRule",
+    "FireLaneBlockedRule",
+    "FlyingWireRule",
+    "GateDeniedAttemptsRule",
+    "GateTailgatingRule",
+    "LightingDaylightRule",
     "LowBatteryRule",
     "Problem",
     "ResolvedRules",
     "RuleError",
     "RuleSet",
+    "VisitorOverstayRule",
     "WaterBackflowRule",
     "WaterBalanceRule",
     "WaterBurstRule",
@@ -331,10 +348,187 @@ class WaterNoUseRule(DetectorRule):
     )
 
     hours: float = Field(
-        default=12.0, ge=1, le=168, description="the silence that asks for a check"
+        default=16.0, ge=1, le=168, description="the silence that asks for a check"
     )
     min_use_l: float = Field(
         default=10.0, ge=0, le=1000, description="using less than this in the period is 'no use'"
+    )
+
+
+# --- charging and energy -----------------------------------------------------------------------
+
+_EV = frozenset({DeviceKind.EV_CHARGER})
+_EBIKE = frozenset({DeviceKind.EBIKE_STATION})
+_ENERGY = frozenset({DeviceKind.ENERGY_METER})
+
+
+class EvOverstayRule(DetectorRule):
+    detector: ClassVar[str] = "ev_overstay"
+    kinds: ClassVar[frozenset[DeviceKind]] = _EV
+    summary: ClassVar[str] = (
+        "charging finished (suspended_ev/finishing, or power < idle_kw for idle_min) and the "
+        "car still connected after grace_h"
+    )
+
+    grace_h: float = Field(
+        default=24.0, gt=0, le=168, description="time connected after charging finished"
+    )
+    idle_kw: float = Field(
+        default=0.2, ge=0, le=50, description="power below this while 'charging' counts as done"
+    )
+    idle_min: float = Field(
+        default=15.0, ge=1, le=1440, description="how long the power stays low to count as done"
+    )
+
+
+class EvSessionTooLongRule(DetectorRule):
+    detector: ClassVar[str] = "ev_session_too_long"
+    kinds: ClassVar[frozenset[DeviceKind]] = _EV
+    summary: ClassVar[str] = "a car connected for more than max_h (from plug-in, charging or not)"
+
+    max_h: float = Field(default=30.0, gt=0, le=720, description="longest plausible session")
+
+
+class EvChargerFaultedRule(DetectorRule):
+    detector: ClassVar[str] = "ev_charger_faulted"
+    kinds: ClassVar[frozenset[DeviceKind]] = _EV
+    summary: ClassVar[str] = "a connector reports OCPP status faulted for persist_min"
+
+    persist_min: float = Field(
+        default=2.0, ge=0, le=1440, description="how long faulted lasts before raising"
+    )
+
+
+class EbikeOverTemperatureRule(DetectorRule):
+    detector: ClassVar[str] = "ebike_over_temperature"
+    kinds: ClassVar[frozenset[DeviceKind]] = _EBIKE
+    summary: ClassVar[str] = (
+        "port temperature ≥ temp_c or rising ≥ rise_c_per_10min: critical fire risk"
+    )
+
+    temp_c: float = Field(
+        default=60.0, ge=20, le=200, description="port temperature that is a fire risk"
+    )
+    rise_c_per_10min: float = Field(
+        default=10.0, gt=0, le=100, description="temperature rise between readings, per 10 min"
+    )
+
+
+class EbikeSessionTooLongRule(DetectorRule):
+    detector: ClassVar[str] = "ebike_session_too_long"
+    kinds: ClassVar[frozenset[DeviceKind]] = _EBIKE
+    summary: ClassVar[str] = "a port charging (status charging) for more than max_h"
+
+    max_h: float = Field(
+        default=8.0, gt=0, le=72, description="longest charge of an e-bike battery"
+    )
+
+
+class EbikePowerAbnormalRule(DetectorRule):
+    detector: ClassVar[str] = "ebike_power_abnormal"
+    kinds: ClassVar[frozenset[DeviceKind]] = _EBIKE
+    summary: ClassVar[str] = (
+        "port power > max_w for persist_min, or a charge reported finished without a taper"
+    )
+
+    max_w: float = Field(
+        default=440.0, gt=0, le=5000, description="port rating plus tolerance (400 W ports)"
+    )
+    persist_min: float = Field(
+        default=10.0, ge=0, le=1440, description="how long the power stays above max_w"
+    )
+    taper_pct: float = Field(
+        default=80.0,
+        gt=0,
+        le=100,
+        description="the last charging power must fall below this share of the session's peak",
+    )
+    min_session_h: float = Field(
+        default=1.0, ge=0, le=72, description="shorter charges are not judged for the taper"
+    )
+
+
+class FlyingWireRule(DetectorRule):
+    detector: ClassVar[str] = "flying_wire"
+    kinds: ClassVar[frozenset[DeviceKind]] = _ENERGY
+    summary: ClassVar[str] = (
+        "unsafe e-bike charging suspected: a step of min_step_w-max_step_w starting between "
+        "window_start and window_end, sustained for min_h"
+    )
+
+    min_step_w: float = Field(default=150.0, gt=0, le=5000, description="smallest charger step")
+    max_step_w: float = Field(default=600.0, gt=0, le=5000, description="largest charger step")
+    min_h: float = Field(
+        default=2.0, ge=0.25, le=24, description="how long the step must be sustained"
+    )
+    tolerance_pct: float = Field(
+        default=25.0, gt=0, le=100, description="how far the load may wander from the step"
+    )
+    window_start: LocalTime = Field(
+        default=time(18, 0), description="steps starting from this local time count"
+    )
+    window_end: LocalTime = Field(
+        default=time(6, 0), description="...until this one (equal to window_start: any time)"
+    )
+
+    @model_validator(mode="after")
+    def _steps(self) -> FlyingWireRule:
+        if self.max_step_w <= self.min_step_w:
+            raise ValueError(
+                f"max_step_w ({self.max_step_w:g}) must be above min_step_w ({self.min_step_w:g})"
+            )
+        return self
+
+
+class LightingDaylightRule(DetectorRule):
+    detector: ClassVar[str] = "lighting_daylight"
+    kinds: ClassVar[frozenset[DeviceKind]] = _ENERGY
+    summary: ClassVar[str] = (
+        "lighting circuit drawing ≥ on_w between sunrise + margin_min and sunset - margin_min "
+        "for persist_min"
+    )
+
+    on_w: float = Field(default=100.0, gt=0, le=1e6, description="power that means lamps on")
+    margin_min: float = Field(
+        default=30.0, ge=0, le=180, description="photocells and timers switch around twilight"
+    )
+    persist_min: float = Field(
+        default=15.0, ge=0, le=1440, description="how long on in daylight before raising"
+    )
+
+
+class EnergyAboveBaselineRule(DetectorRule):
+    detector: ClassVar[str] = "energy_above_baseline"
+    kinds: ClassVar[frozenset[DeviceKind]] = _ENERGY
+    summary: ClassVar[str] = (
+        "an hour's consumption with robust z ≥ min_z against the same hour of past weeks "
+        "(median, MAD) and ≥ min_excess_kwh above the median"
+    )
+
+    min_z: float = Field(default=6.0, gt=0, le=100, description="robust z-score that raises")
+    min_excess_kwh: float = Field(
+        default=0.5, ge=0, le=1e6, description="the hour must also exceed the median by this"
+    )
+    weeks: int = Field(default=6, ge=2, le=26, description="past weeks kept per hour of week")
+    min_weeks: int = Field(
+        default=3, ge=2, le=26, description="weeks of history needed to judge an hour"
+    )
+
+
+class CommonAreaPowerSpikeRule(DetectorRule):
+    detector: ClassVar[str] = "common_area_power_spike"
+    kinds: ClassVar[frozenset[DeviceKind]] = _ENERGY
+    summary: ClassVar[str] = (
+        "a common-area meter's power ≥ ratio × its median over window_min and ≥ min_excess_w "
+        "above it"
+    )
+
+    ratio: float = Field(default=3.0, gt=1, le=100, description="power / recent median")
+    min_excess_w: float = Field(
+        default=2000.0, ge=0, le=1e7, description="power - recent median must reach this too"
+    )
+    window_min: float = Field(
+        default=60.0, ge=5, le=1440, description="the recent window the median is taken over"
     )
 
 
@@ -389,6 +583,104 @@ class ClockSkewRule(DetectorRule):
     )
 
 
+# --- parking and gates ------------------------------------------------------------------------
+
+_PARKING = frozenset({DeviceKind.PARKING_SENSOR})
+_GATE = frozenset({DeviceKind.ACCESS_GATE})
+
+
+class FireLaneBlockedRule(DetectorRule):
+    detector: ClassVar[str] = "fire_lane_blocked"
+    kinds: ClassVar[frozenset[DeviceKind]] = _PARKING
+    summary: ClassVar[str] = "a spot tagged fire_lane occupied for minutes (critical)"
+
+    minutes: float = Field(
+        default=3.0, ge=0, le=120, description="occupied this long raises; clears when free"
+    )
+
+
+class VisitorOverstayRule(DetectorRule):
+    detector: ClassVar[str] = "visitor_overstay"
+    kinds: ClassVar[frozenset[DeviceKind]] = _PARKING
+    summary: ClassVar[str] = "a bay tagged visitor_bay occupied for longer than limit_h"
+
+    limit_h: float = Field(
+        default=8.0, ge=0.25, le=72, description="time limit of a visitor bay"
+    )
+
+
+class EvBayBlockedRule(DetectorRule):
+    detector: ClassVar[str] = "ev_bay_blocked"
+    kinds: ClassVar[frozenset[DeviceKind]] = _PARKING
+    summary: ClassVar[str] = (
+        "a bay tagged ev_bay occupied with no charging session on its connector for minutes"
+    )
+
+    minutes: float = Field(
+        default=15.0,
+        ge=1,
+        le=240,
+        description="occupied with the linked connector not in a session this long raises",
+    )
+
+
+class DoorHeldOpenRule(DetectorRule):
+    detector: ClassVar[str] = "door_held_open"
+    kinds: ClassVar[frozenset[DeviceKind]] = _GATE
+    summary: ClassVar[str] = "a gate's door open for longer than minutes"
+
+    minutes: float = Field(
+        default=3.0, ge=0.5, le=240, description="open this long raises; clears when closed"
+    )
+
+
+class DoorForcedRule(DetectorRule):
+    detector: ClassVar[str] = "door_forced"
+    kinds: ClassVar[frozenset[DeviceKind]] = _GATE
+    summary: ClassVar[str] = (
+        "a door opened with the forced flag, or with no granted passage within grant_window_s"
+    )
+
+    grant_window_s: float = Field(
+        default=30.0,
+        ge=1,
+        le=600,
+        description="an opening this soon after a granted passage is not forced",
+    )
+    require_grant: bool = Field(
+        default=True,
+        description="an opening with no granted passage before it counts as forced",
+    )
+
+
+class GateDeniedAttemptsRule(DetectorRule):
+    detector: ClassVar[str] = "gate_denied_attempts"
+    kinds: ClassVar[frozenset[DeviceKind]] = _GATE
+    summary: ClassVar[str] = "attempts denied passages at one gate within window_min"
+
+    attempts: int = Field(
+        default=5, ge=2, le=100, description="denied passages that raise within the window"
+    )
+    window_min: float = Field(
+        default=5.0, ge=1, le=120, description="the sliding window the attempts fall in"
+    )
+
+
+class GateTailgatingRule(DetectorRule):
+    detector: ClassVar[str] = "gate_tailgating"
+    kinds: ClassVar[frozenset[DeviceKind]] = _GATE
+    summary: ClassVar[str] = (
+        "a passage senses more persons than persons_per_grant × granted credentials"
+    )
+
+    persons_per_grant: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="persons one granted credential may take through (a family)",
+    )
+
+
 #: Detector name → its rule model, in documentation order.
 DETECTORS: dict[str, type[DetectorRule]] = {
     cls.detector: cls
@@ -404,9 +696,26 @@ DETECTORS: dict[str, type[DetectorRule]] = {
         WaterBackflowRule,
         WaterBalanceRule,
         WaterNoUseRule,
+        EvOverstayRule,
+        EvSessionTooLongRule,
+        EvChargerFaultedRule,
+        EbikeOverTemperatureRule,
+        EbikeSessionTooLongRule,
+        EbikePowerAbnormalRule,
+        FlyingWireRule,
+        LightingDaylightRule,
+        EnergyAboveBaselineRule,
+        CommonAreaPowerSpikeRule,
         DeviceOfflineRule,
         LowBatteryRule,
         ClockSkewRule,
+        FireLaneBlockedRule,
+        VisitorOverstayRule,
+        EvBayBlockedRule,
+        DoorHeldOpenRule,
+        DoorForcedRule,
+        GateDeniedAttemptsRule,
+        GateTailgatingRule,
     )
 }
 
@@ -440,9 +749,26 @@ class ResolvedRules:
     water_backflow: WaterBackflowRule
     water_balance: WaterBalanceRule
     water_no_use: WaterNoUseRule
+    ev_overstay: EvOverstayRule
+    ev_session_too_long: EvSessionTooLongRule
+    ev_charger_faulted: EvChargerFaultedRule
+    ebike_over_temperature: EbikeOverTemperatureRule
+    ebike_session_too_long: EbikeSessionTooLongRule
+    ebike_power_abnormal: EbikePowerAbnormalRule
+    flying_wire: FlyingWireRule
+    lighting_daylight: LightingDaylightRule
+    energy_above_baseline: EnergyAboveBaselineRule
+    common_area_power_spike: CommonAreaPowerSpikeRule
     device_offline: DeviceOfflineRule
     low_battery: LowBatteryRule
     clock_skew: ClockSkewRule
+    fire_lane_blocked: FireLaneBlockedRule
+    visitor_overstay: VisitorOverstayRule
+    ev_bay_blocked: EvBayBlockedRule
+    door_held_open: DoorHeldOpenRule
+    door_forced: DoorForcedRule
+    gate_denied_attempts: GateDeniedAttemptsRule
+    gate_tailgating: GateTailgatingRule
     #: (detector, version label) for every detector, in :data:`DETECTORS` order.
     versions: tuple[tuple[str, str], ...]
 
@@ -1156,6 +1482,9 @@ def check_rules(path: str | Path | None = None) -> str:
 _UNIT_SUFFIXES = (
     ("_c_per_10min", "°C/10 min"),
     ("_pct_h", "%/h"),
+    ("_kwh", "kWh"),
+    ("_kw", "kW"),
+    ("_w", "W"),
     ("_pct", "%"),
     ("_l_min", "L/min"),
     ("_l_h", "L/h"),
@@ -1176,7 +1505,16 @@ _UNIT_NAMES = {
     "intervals": "× reporting interval",
     "night_start": "HH:MM local",
     "night_end": "HH:MM local",
+    "window_start": "HH:MM local",
+    "window_end": "HH:MM local",
+    "min_z": "robust z",
+    "ratio": "×",
+    "weeks": "weeks",
+    "min_weeks": "weeks",
     "enabled": "true/false",
+    "attempts": "attempts",
+    "persons_per_grant": "persons",
+    "require_grant": "true/false",
 }
 
 

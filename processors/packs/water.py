@@ -47,7 +47,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 from uuid import UUID
 
 from devices.catalogue import DeviceKind
@@ -60,6 +60,7 @@ from processors.detector import (
     Detector,
     DeviceContext,
     ReadingView,
+    Scope,
     signal,
 )
 
@@ -997,7 +998,7 @@ class WaterBalance(BaseDetector[BalanceState]):
     name: ClassVar[str] = "water_balance"
     consumes: ClassVar[frozenset[str]] = _CONSUMES
     kinds: ClassVar[frozenset[DeviceKind]] = frozenset({DeviceKind.WATER_METER})
-    scope: ClassVar[Literal["device", "master"]] = "master"
+    scope: ClassVar[Scope] = "master"
     state_model = BalanceState
 
     def step(

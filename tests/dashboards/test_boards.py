@@ -13,8 +13,10 @@ import pytest
 from grafana_foundation_sdk.models import dashboard as dm
 
 from dashboards import influxql
+from dashboards.boards import CONDITION_GROUPS
 from dashboards.build import JSON_DIR, build, render
 from eventlog.sqlite import SqliteEventLog
+from processors.detectors import ALL_DETECTORS
 from processors.influx import InfluxTarget, InfluxWriter
 from processors.influx_schema import registry_lookup
 from tests.dashboards.panels import PanelQuery, queries, variables
@@ -119,3 +121,10 @@ def test_an_empty_panel_is_detected(loaded: InfluxD) -> None:
     assert _run(loaded, q.query)
     assert not _run(loaded, q.query.replace("/^lvcheng$/", "/^nowhere$/").replace(
         "/^cuihu$/", "/^nowhere$/"))  # fmt: skip
+
+
+def test_alert_panels_name_only_real_detectors() -> None:
+    names = {d.name for d in ALL_DETECTORS}
+    for group, pattern in CONDITION_GROUPS.items():
+        unknown = set(pattern.split("|")) - names
+        assert not unknown, f"{group}: no detector raises {sorted(unknown)}"

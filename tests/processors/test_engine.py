@@ -198,7 +198,7 @@ def test_replay_from_zero_gives_the_live_run_event_ids(
         engine_events += replay.engine(0).flush(NOW)
         replayed_store.close()
     assert {str(e.id) for e in engine_events} == live
-    assert len(live) > 10
+    assert len(live) >= 10
 
 
 def test_restart_from_a_snapshot_mid_stream_changes_nothing(

@@ -94,7 +94,7 @@ def test_shipped_values() -> None:
     assert household.water_night_flow.nights == 3
     assert household.water_burst.flow_l_min == 30
     assert household.water_burst.minutes == 10
-    assert household.water_no_use.hours == 12
+    assert household.water_no_use.hours == 16
     master = rules.resolve("lvcheng", "wm-main", "water_meter", "water_master")
     assert master.water_burst.flow_l_min == 300
     assert master.water_burst.minutes == 15

@@ -203,9 +203,9 @@ class InfluxD:
 GENERATED_CONDITIONS: dict[str, tuple[str, ...]] = {
     "waste_bin": ("bin_overflow", "bin_not_emptied", "bin_fill_forecast", "bin_fire_risk"),
     "water_meter": ("water_night_flow", "water_continuous_flow", "water_burst", "water_balance"),
-    "energy_meter": ("lighting_daylight_waste", "low_battery"),
+    "energy_meter": ("lighting_daylight", "flying_wire", "low_battery"),
     "ev_charger": ("ev_overstay",),
-    "ebike_station": ("ebike_over_temperature", "flying_wire_charging", "ebike_overstay"),
+    "ebike_station": ("ebike_over_temperature", "ebike_session_too_long"),
     "parking_sensor": ("fire_lane_blocked", "device_offline"),
     "access_gate": ("door_held_open", "door_forced"),
 }

@@ -192,11 +192,11 @@ def test_no_use_only_for_elderly_alone(contexts: tuple[DeviceContext, DeviceCont
     plain, elderly = contexts
     det = WaterNoUse()
     assert det.applies_to(elderly) and not det.applies_to(plain)
-    hours = [20.0] * 3 + [0.0] * 14 + [5.0]
+    hours = [20.0] * 3 + [0.0] * 18 + [5.0]
     sigs = run(det, elderly, timeline(elderly, hours))
     assert [s.active for s in sigs] == [True, False]
     assert sigs[0].severity == "major"
-    assert sigs[0].at - timeline(elderly, hours)[3].at == timedelta(hours=12)
+    assert sigs[0].at - timeline(elderly, hours)[3].at == timedelta(hours=16)
 
 
 @pytest.mark.parametrize("det", WATER_DETECTORS, ids=lambda d: d.name)
