@@ -2,7 +2,8 @@
 
 A **label** says: this device had this anomaly from ``start`` to ``end`` and detector
 ``detector`` should report it. An alert of that detector on that device *detects* the
-label when it is raised in ``[start, end + grace]``; its delay is ``raised − start``.
+label when it is raised in ``[start − 1 min, end + grace]`` (device times are whole
+seconds); its delay is ``raised − start``.
 
 Per detector:
 
@@ -25,6 +26,8 @@ from typing import Any, Protocol
 from processors.replay import AlertSpan
 
 DEFAULT_GRACE = timedelta(hours=6)
+#: Devices stamp whole seconds: an alert this much before a label's start still detects it.
+EARLY = timedelta(minutes=1)
 #: Detectors whose alerts are advice for planning, not alarms: a forecast that a bin will
 #: be full "unless a round comes" is not wrong when the round comes. Their precision is
 #: reported but not held to the alarm floor (recall is).
@@ -102,7 +105,7 @@ def _detects(span: AlertSpan, label: Label, grace: timedelta) -> bool:
         span.estate == label.estate
         and span.device == label.device
         and (span.detector or span.condition) == label.detector
-        and label.start <= span.start <= label.end + grace
+        and label.start - EARLY <= span.start <= label.end + grace
     )
 
 

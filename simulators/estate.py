@@ -41,6 +41,8 @@ _MAX_BATCH = 10_000
 #: A bin this full for this long is overflowing (bin_overflow's shipped high_pct and
 #: persistence); the forecast should have seen it coming this long before (its horizon).
 FULL_PCT, FULL_FOR_S, FORECAST_S = 90.0, 1800.0, 12 * 3600.0
+#: A visit longer than this overstays a visitor bay (visitor_overstay's shipped limit_h).
+VISITOR_LIMIT_S = 8 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +271,25 @@ class EstateSimulator:
         if since is not None:
             self._overflow(ref, since, last_full, last_full)
 
+    def _natural_overstays(
+        self, ref: DeviceRef, events: Iterable[tuple[float, str, Data]]
+    ) -> Iterator[tuple[float, str, Data]]:
+        """Pass a visitor bay's readings through, labelling visits longer than the limit
+        (a long visit the behaviour drew is an overstay a detector should report)."""
+        since: float | None = None
+        for t, stream, data in events:
+            yield t, stream, data
+            occupied = data.get("occupied") if stream == "occupancy" else None
+            if occupied is True and since is None:
+                since = t
+            elif occupied is False and since is not None:
+                if t - since > VISITOR_LIMIT_S:
+                    self._label(
+                        "natural_overstay", "visitor_overstay", ref,
+                        since + VISITOR_LIMIT_S, t, "behaviour",
+                    )  # fmt: skip
+                since = None
+
     def _overflow(self, ref: DeviceRef, since: float, last_full: float, until: float) -> None:
         if last_full - since >= FULL_FOR_S:
             self._label("natural_overflow", "bin_overflow", ref, since, until, "behaviour")
@@ -304,6 +325,8 @@ class EstateSimulator:
         injected = {i.kind for i in self.injections if i.device == ref.device}
         if ref.kind is DeviceKind.WASTE_BIN and not injected & {"bin_overflow", "bin_not_emptied"}:
             events = self._natural_overflows(ref, events)
+        if "visitor_bay" in ref.tags:
+            events = self._natural_overstays(ref, events)
         for event in events:
             t, stream, data = event
             if not env.start <= t < env.end or any(a <= t < b for a, b in silent):
