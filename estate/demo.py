@@ -246,7 +246,7 @@ async def _watch(
         readings = gateway.stats.readings_appended if gateway is not None else 0
         rate = (readings - last_readings) / max(now - last_t, 1e-9)
         last_readings, last_t = readings, now
-        opened = Counter(a.condition for a in stack.processing.projections.alerts.values())
+        opened = Counter(a.detector for a in stack.processing.projections.alerts.values())
         alerts = ", ".join(f"{k} {v}" for k, v in sorted(opened.items())) or "none yet"
         echo(
             f"[{now - began:5.0f} s] published {sent[0]:,}, readings {readings:,} "

@@ -106,7 +106,7 @@ class Processing:
     def status(self) -> str:
         opened = self.projections.open_alerts()
         by_kind = ", ".join(
-            f"{k} {v}" for k, v in sorted(Counter(a.condition for a in opened).items())
+            f"{k} {v}" for k, v in sorted(Counter(a.detector for a in opened).items())
         )
         return (
             f"detectors: events appended {self.detectors.events_appended}, lag "

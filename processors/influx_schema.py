@@ -303,7 +303,9 @@ def _alert(record: Envelope, lookup: TagLookup | None) -> str | None:
         return None
     payload = record.payload
     severity = payload.get("severity")
-    condition = payload.get("condition")
+    # The tag is the detector: a per-port condition (``ebike_over_temperature.port-3``)
+    # would scatter one detector over many series and miss the boards' filters.
+    condition = payload.get("detector") or payload.get("condition")
     if not isinstance(severity, str) or not isinstance(condition, str):
         return None
     occurrence = payload.get("occurrence")
@@ -312,7 +314,7 @@ def _alert(record: Envelope, lookup: TagLookup | None) -> str | None:
     tags = _identity(record, lookup)
     tags.update(event=record.kind, condition=condition, severity=severity)
     explanation = payload.get("explanation")
-    text = f"{record.kind} {condition} on {record.device} ({severity})"
+    text = f"{record.kind} {payload.get('condition')} on {record.device} ({severity})"
     if isinstance(explanation, str) and explanation:
         text = f"{text}: {explanation}"
     fields: Fields = {

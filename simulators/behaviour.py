@@ -242,9 +242,18 @@ def daily_heartbeats(env: Env, health: Health, phase: float) -> Iterator[Event]:
 # --- water ---------------------------------------------------------------------------------
 
 
-def _household_litres(env: Env, device: str) -> Hourly:
+#: An elderly resident living alone is at home: at least this much a day (and no day below
+#: 0.6 of it), and in the day's waking hours (07-22) at most this chance of a dry hour (the
+#: DAIAD dry-hour shares include households away on holiday, which the welfare check must
+#: not see as normal).
+HOME_MIN_DAILY_L, HOME_MAX_DRY = 120.0, 0.2
+
+
+def _household_litres(env: Env, device: str, at_home: bool = False) -> Hourly:
     rng = rng_for(env.seed, device, "household")
     mean = shapes.WATER_DAILY_L * rng.lognormvariate(0, shapes.WATER_HOUSEHOLD_SIGMA)
+    if at_home:
+        mean = max(mean, HOME_MIN_DAILY_L)
     day_sigma = shapes.WATER_DAY_SIGMA * 0.6  # the hour draws below add the rest of the spread
 
     days: dict[int, float] = {}
@@ -253,8 +262,11 @@ def _household_litres(env: Env, device: str) -> Hourly:
         day_factor = days.get(day)
         if day_factor is None:
             day_rng = rng_for(env.seed, device, "day", day)
-            day_factor = days[day] = day_rng.lognormvariate(-(day_sigma**2) / 2, day_sigma)
+            day_factor = day_rng.lognormvariate(-(day_sigma**2) / 2, day_sigma)
+            days[day] = day_factor = max(day_factor, 0.6) if at_home else day_factor
         dry = shapes.WATER_HOURLY_DRY[hour]
+        if at_home and 7 <= hour < 22:
+            dry = min(dry, HOME_MAX_DRY)
         if r.random() < dry:
             return 0.0
         return mean * day_factor * shapes.WATER_HOURLY_SHARE[hour] / (1 - dry) * r.expovariate(1)
@@ -271,7 +283,10 @@ def water_used(env: Env, ref: DeviceRef, t0: float, t1: float) -> float:
     elif ref.spec.is_master_meter:
         base = 0.0
     else:
-        base = env.hourly(ref.device, lambda: _household_litres(env, ref.device)).between(t0, t1)
+        at_home = "elderly_alone" in ref.tags
+        base = env.hourly(ref.device, lambda: _household_litres(env, ref.device, at_home)).between(
+            t0, t1
+        )
     effects = env.effects_of(ref.device)
     base += _extra((e for e in effects if e.kind == "water_leak"), t0, t1, "flow_l_h", 1 / HOUR)
     base += _extra((e for e in effects if e.kind == "water_burst"), t0, t1, "flow_l_min", 1 / 60)

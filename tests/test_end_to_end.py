@@ -98,7 +98,7 @@ async def _run(settings: Settings, simulator: EstateSimulator, expected: set[str
         while time.monotonic() < deadline and not expected <= found:
             await asyncio.sleep(0.5)
             stack.check()
-            found = {a.condition for a in stack.processing.projections.alerts.values()}
+            found = {a.detector for a in stack.processing.projections.alerts.values()}
         return found
     finally:
         await stack.stop()

@@ -61,7 +61,7 @@ def test_detector_runner_killed_mid_stream_ends_with_the_same_events(
     done = estate("detect", data=whole)
     assert done.returncode == 0, done.stderr
     expected = event_ids(whole)
-    assert len(expected) > 20
+    assert len(expected) >= 10
 
     killed = copy(loaded, tmp_path / "killed")
     proc = subprocess.Popen(
