@@ -25,6 +25,7 @@ Decisions common to the pack:
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, TypeVar
@@ -96,7 +97,7 @@ class _Unit:
 UnitT = TypeVar("UnitT", bound=_Unit)
 
 
-class _PerUnit(BaseDetector[Any], Generic[UnitT]):
+class _PerUnit(BaseDetector[Any], Generic[UnitT], abc.ABC):
     """A detector judging each connector (``connector``) or port (``port``) of a device.
 
     A subclass sets ``unit_model`` (the record), ``field`` and ``consumes``, and writes
@@ -112,10 +113,11 @@ class _PerUnit(BaseDetector[Any], Generic[UnitT]):
     def condition(self, number: int) -> str:
         return f"{self.name}.{self.label}-{number}"
 
+    @abc.abstractmethod
     def update(
         self, unit: UnitT, number: int, reading: ReadingView, ctx: DeviceContext
     ) -> tuple[UnitT, list[Signal]]:
-        raise NotImplementedError
+        """Given by each subclass."""
 
     def due(
         self, unit: UnitT, number: int, now: datetime, ctx: DeviceContext
@@ -257,14 +259,16 @@ class _PlugDetector(_TimedUnits[Plug]):
     def policy(self, ctx: DeviceContext) -> AlarmPolicy:
         return AlarmPolicy(auto_resolve_on_clear=True)
 
+    @abc.abstractmethod
     def deadline(self, plug: Plug, ctx: DeviceContext) -> datetime | None:
-        raise NotImplementedError
+        """Given by each subclass."""
 
     def stamped(self, unit: Plug, reading: ReadingView) -> Plug:
         return unit.stamped(reading.at, reading.id)
 
+    @abc.abstractmethod
     def raised(self, plug: Plug, number: int, due: datetime, ctx: DeviceContext) -> Signal:
-        raise NotImplementedError
+        """Given by each subclass."""
 
     def due(
         self, unit: Plug, number: int, now: datetime, ctx: DeviceContext

@@ -27,6 +27,7 @@ must hold for a limit before it is reported.
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeVar
@@ -121,7 +122,7 @@ class HeldState(Mark):
 HeldT = TypeVar("HeldT", bound=HeldState)
 
 
-class HeldCondition(BaseDetector[HeldT]):
+class HeldCondition(BaseDetector[HeldT], abc.ABC):
     """A condition started by a reading that raises once it has held for :meth:`limit`.
 
     A subclass says how a reading changes its state and whether the condition holds
@@ -138,9 +139,11 @@ class HeldCondition(BaseDetector[HeldT]):
 
     # --- for subclasses ---
 
+    @abc.abstractmethod
     def limit(self, ctx: DeviceContext) -> timedelta:
-        raise NotImplementedError
+        """Given by each subclass."""
 
+    @abc.abstractmethod
     def judge(
         self, state: HeldT, reading: ReadingView, ctx: DeviceContext
     ) -> tuple[dict[str, Any], bool | None]:
@@ -148,13 +151,14 @@ class HeldCondition(BaseDetector[HeldT]):
         ``last_at``/``since``), and whether the condition holds after it (``None``: the
         reading says nothing about it). Returning changes rather than a state keeps a
         step to one state construction (a frozen dataclass costs microseconds each)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def raised_text(self, state: HeldT, due: datetime, ctx: DeviceContext) -> str:
-        raise NotImplementedError
+        """Given by each subclass."""
 
+    @abc.abstractmethod
     def ended_text(self, state: HeldT, reading: ReadingView, ctx: DeviceContext) -> str:
-        raise NotImplementedError
+        """Given by each subclass."""
 
     def values(self, state: HeldT, held: timedelta, ctx: DeviceContext) -> dict[str, Any]:
         return {"held_s": held.total_seconds(), "limit_s": self.limit(ctx).total_seconds()}
