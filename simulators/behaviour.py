@@ -246,7 +246,7 @@ def daily_heartbeats(env: Env, health: Health, phase: float) -> Iterator[Event]:
 #: 0.6 of it), and in the day's waking hours (07-22) at most this chance of a dry hour (the
 #: DAIAD dry-hour shares include households away on holiday, which the welfare check must
 #: not see as normal).
-HOME_MIN_DAILY_L, HOME_MAX_DRY = 120.0, 0.2
+HOME_MIN_DAILY_L, HOME_MAX_DRY = 120.0, 0.1
 
 
 def _household_litres(env: Env, device: str, at_home: bool = False) -> Hourly:
