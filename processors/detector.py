@@ -7,26 +7,39 @@ A detector is pure. It watches one device at a time:
 * ``tick(state, now, ctx) -> (state, signals)`` when event time (the watermark)
   advances, for time-based rules (silence, SLAs, night windows).
 
-``state`` is a frozen, slotted dataclass (``@dataclass(frozen=True, slots=True)``, with
-:data:`STATE_CONFIG` as its ``__pydantic_config__``): cheap to build on every step and
-small in memory. It is serialised into snapshots and, in the distributed runtime, faust
-tables through :meth:`BaseDetector.dump_state` / :meth:`BaseDetector.load_state`
-(pydantic's ``TypeAdapter``, so its fields use pydantic-known types: ``UtcDatetime``,
-``UUID``, numbers, tuples, nested state dataclasses). ``now`` is event time, never the
-wall clock; detectors do no I/O and use no randomness. A detector reports conditions as
-:class:`processors.alarm.Signal` (active or not, with an explanation that gives the
-numbers, the evidence reading ids, the detector name and its rule version); the
+``state`` is a state dataclass (decorated :func:`state`, with :data:`STATE_CONFIG` as
+its ``__pydantic_config__``): immutable for the type checker (``mypy --strict`` rejects
+any assignment to its fields), slotted, cheap to build on every step and small in
+memory; changed copies come from :func:`replace`. It is serialised into snapshots and,
+in the distributed runtime, faust tables through :meth:`BaseDetector.dump_state` /
+:meth:`BaseDetector.load_state` (pydantic's ``TypeAdapter``, so its fields use
+pydantic-known types: ``UtcDatetime``, ``UUID``, numbers, tuples, nested state
+classes). ``now`` is event time, never the wall clock; detectors do no I/O and use no
+randomness. A detector reports conditions as :class:`processors.alarm.Signal` (active
+or not, with an explanation that gives the numbers, the evidence reading ids, the
+detector name and its rule version); the
 shared alarm machine (``processors/alarm.py``) turns signals into alert lifecycle
 events with the :class:`AlarmPolicy` the detector derives from its rule.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
+from operator import attrgetter
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Generic,
+    Literal,
+    Protocol,
+    TypeVar,
+    dataclass_transform,
+)
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -46,6 +59,44 @@ StateT = TypeVar("StateT")
 #: The pydantic config of every state dataclass (``__pydantic_config__``): what
 #: :meth:`BaseDetector.load_state` refuses (unknown fields, NaN and infinities).
 STATE_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+_C = TypeVar("_C")
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field,))
+def state(cls: type[_C]) -> type[_C]:
+    """A detector state class: a slotted dataclass, frozen for the type checker.
+
+    At run time it is not frozen: a frozen dataclass sets each field through
+    ``object.__setattr__`` (~270 ns a field against ~35 ns), and states are built on
+    nearly every reading; see docs/decisions.md. Immutability is kept where code is
+    written: ``mypy --strict`` (run by CI on every package) rejects an assignment to a
+    field, and changed copies come from :func:`replace`. Hashable by value, as a frozen
+    dataclass would be.
+    """
+    return dataclass(slots=True, unsafe_hash=True)(cls)
+
+
+if TYPE_CHECKING:
+    from dataclasses import replace as replace  # noqa: PLC0414 (re-exported: mypy checks the names)
+else:
+    _GETTERS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
+
+    def replace(obj: Any, /, **changes: Any) -> Any:
+        """``dataclasses.replace`` for :func:`state` classes, ~5x cheaper: the fields are
+        read by one cached ``attrgetter`` and passed positionally; ``changes`` are set on
+        the new object (an unknown name raises ``AttributeError``: slots)."""
+        cls = type(obj)
+        get = _GETTERS.get(cls)
+        if get is None:
+            names = [f.name for f in dataclasses.fields(cls)]
+            get = _GETTERS[cls] = (
+                attrgetter(*names) if len(names) > 1 else (lambda o: (getattr(o, names[0]),))
+            )
+        new = cls(*get(obj))
+        for name, value in changes.items():
+            setattr(new, name, value)
+        return new
 
 
 @dataclass(frozen=True, slots=True)

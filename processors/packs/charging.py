@@ -26,7 +26,7 @@ Decisions common to the pack:
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field, replace
+from dataclasses import field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID
@@ -40,7 +40,9 @@ from processors.detector import (
     Detector,
     DeviceContext,
     ReadingView,
+    replace,
     signal,
+    state,
 )
 from processors.packs.health import format_duration
 from processors.packs.waste import (
@@ -84,7 +86,7 @@ def _clock(at: datetime, ctx: DeviceContext) -> str:
 # --- per-connector / per-port plumbing --------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class _Unit:
     """What every per-connector/port record holds: the last reading it used."""
 
@@ -170,7 +172,7 @@ class _TimedUnits(_PerUnit[UnitT]):
 # --- EV connectors: session tracking (ev_overstay, ev_session_too_long) -----------------------
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class Plug(_Unit):
     """One connector's session: connected since, charging done since, and what was reported."""
 
@@ -197,7 +199,7 @@ class Plug(_Unit):
 _FREE = Plug()
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class PlugState:
     __pydantic_config__ = STATE_CONFIG
 
@@ -385,13 +387,13 @@ class EvSessionTooLong(_PlugDetector):
 # --- ev_charger_faulted -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class Fault(_Unit):
     since: UtcDatetime | None = None
     since_id: UUID | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class FaultState:
     __pydantic_config__ = STATE_CONFIG
 
@@ -449,7 +451,7 @@ class EvChargerFaulted(_PerUnit[Fault]):
 # --- ebike_over_temperature -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class Heat(_Unit):
     temp_c: float | None = None
     temp_at: UtcDatetime | None = None
@@ -459,7 +461,7 @@ class Heat(_Unit):
     since: UtcDatetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class HeatState:
     __pydantic_config__ = STATE_CONFIG
 
@@ -560,7 +562,7 @@ class EbikeOverTemperature(_PerUnit[Heat]):
 # --- ebike_session_too_long -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class Charge(_Unit):
     """A port's charge: charging since, its peak and last power, what was reported."""
 
@@ -575,7 +577,7 @@ class Charge(_Unit):
     no_taper: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class ChargeState:
     __pydantic_config__ = STATE_CONFIG
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass, field, replace
+from dataclasses import field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any, ClassVar
@@ -40,7 +40,9 @@ from processors.detector import (
     Detector,
     DeviceContext,
     ReadingView,
+    replace,
     signal,
+    state,
 )
 from processors.packs.health import format_duration
 from processors.packs.water import _ids  # evidence ids, deduplicated, in order
@@ -91,7 +93,7 @@ def _hhmm(at: datetime, ctx: DeviceContext) -> str:
     return at.astimezone(ctx.tz).strftime("%H:%M")
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class _State:
     """What every energy detector state holds: the last reading it used."""
 
@@ -165,7 +167,7 @@ def _near_sunset(at: datetime, ctx: DeviceContext) -> bool:
     return sun is not None and abs(at - sun[1]) <= DUSK_MARGIN
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class WireState(_State):
     #: The last powers before a step (its baseline), while no candidate runs.
     recent: tuple[float, ...] = ()
@@ -388,7 +390,7 @@ class FlyingWire(BaseDetector[WireState]):
 # --- lighting_daylight ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class LightState(_State):
     since: UtcDatetime | None = None
     since_id: UUID | None = None
@@ -502,7 +504,7 @@ def _hour_of_week(at: datetime, ctx: DeviceContext) -> tuple[datetime, int]:
     return start.astimezone(UTC), local.weekday() * 24 + local.hour
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class BaselineState(_State):
     last_kwh: float | None = None
     #: The open hour: its start (UTC), hour of week, energy so far, first reading.
@@ -632,7 +634,7 @@ class EnergyAboveBaseline(BaseDetector[BaselineState]):
 # --- common_area_power_spike ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class SpikeState(_State):
     #: (time, power) of the recent readings that were not spikes, within the window.
     recent: tuple[tuple[UtcDatetime, float], ...] = ()

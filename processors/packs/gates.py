@@ -25,7 +25,6 @@ one instance of each.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from uuid import UUID
@@ -39,7 +38,9 @@ from processors.detector import (
     Detector,
     DeviceContext,
     ReadingView,
+    replace,
     signal,
+    state,
 )
 from processors.packs.health import format_duration
 from processors.packs.parking import HeldCondition, HeldState, Mark, local_clock
@@ -120,7 +121,7 @@ class DoorHeldOpen(HeldCondition[HeldState]):
 # --- door_forced ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class DoorForcedState(Mark):
     """The latest granted passage, the door, and an opening being judged or reported."""
 
@@ -262,7 +263,7 @@ class DoorForced(BaseDetector[DoorForcedState]):
 # --- gate_denied_attempts -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class Denial:
     __pydantic_config__ = STATE_CONFIG
 
@@ -272,7 +273,7 @@ class Denial:
     credential: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class DeniedAttemptsState(Mark):
     """The denied passages of the window (at most ``attempts`` kept), and whether the
     condition is reported active."""
@@ -377,7 +378,7 @@ class GateDeniedAttempts(BaseDetector[DeniedAttemptsState]):
 # --- gate_tailgating ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class TailgatingState(Mark):
     active: bool = False
 

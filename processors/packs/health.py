@@ -21,7 +21,6 @@ instance of each.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from uuid import UUID
@@ -37,6 +36,7 @@ from processors.detector import (
     DeviceContext,
     ReadingView,
     signal,
+    state,
 )
 
 __all__ = [
@@ -83,7 +83,7 @@ def _number(value: float) -> str:
 # --- device_offline -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class OfflineState:
     """When the device was last heard (device time) and whether it is reported offline."""
 
@@ -215,7 +215,7 @@ class DeviceOffline(BaseDetector[OfflineState]):
 # --- low_battery ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class LowBatteryState:
     """Whether the battery is reported low, and the last level seen."""
 
@@ -279,7 +279,7 @@ class LowBattery(BaseDetector[LowBatteryState]):
 # --- clock_skew -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class ClockSkewState:
     """The run of consecutive ``clock_skew``-flagged readings (their ids, the latest
     ``readings`` of them) and whether the condition is reported active."""

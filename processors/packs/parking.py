@@ -28,7 +28,6 @@ must hold for a limit before it is reported.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
@@ -43,7 +42,9 @@ from processors.detector import (
     DeviceContext,
     ReadingView,
     Scope,
+    replace,
     signal,
+    state,
 )
 from processors.packs.health import format_duration
 
@@ -85,7 +86,7 @@ def _num(value: float) -> str:
 # --- the held-condition framework ----------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class Mark:
     """The last reading a state used: a reading not newer, or already used, is no news."""
 
@@ -108,7 +109,7 @@ class Mark:
         return (*self.seen, reading.id) if reading.at == self.last_at else (reading.id,)
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class HeldState(Mark):
     """The last reading used, and the condition's start while it holds."""
 
@@ -232,7 +233,7 @@ class HeldCondition(BaseDetector[HeldT], abc.ABC):
 # --- the bays -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class BayState(HeldState):
     """A bay's held condition, with the sensor's own ``changed_at`` of the occupancy."""
 
@@ -343,7 +344,7 @@ class VisitorOverstay(_BayDetector[BayState]):
 # --- ev_bay_blocked -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class EvBayState(BayState):
     """The bay's occupancy and the linked connector's latest status."""
 

@@ -22,7 +22,6 @@ Decisions common to the pack:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from uuid import UUID
@@ -36,7 +35,9 @@ from processors.detector import (
     Detector,
     DeviceContext,
     ReadingView,
+    replace,
     signal,
+    state,
 )
 from processors.rules import BinOverflowRule
 
@@ -91,7 +92,7 @@ def _clock(at: datetime, ctx: DeviceContext, ref: datetime | None = None) -> str
     return local.strftime("%H:%M")
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class _State:
     """What every waste detector state holds: the last reading it used."""
 
@@ -107,7 +108,7 @@ class _State:
 # --- fullness (shared by bin_overflow and bin_not_emptied) -------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class Fullness:
     """Whether a bin is full, with hysteresis.
 
@@ -145,7 +146,7 @@ class Fullness:
 # --- bin_overflow ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class OverflowState(_State):
     fullness: Fullness = Fullness()
 
@@ -207,7 +208,7 @@ class BinOverflow(BaseDetector[OverflowState]):
 # --- bin_not_emptied ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class NotEmptiedState(_State):
     fullness: Fullness = Fullness()
     #: The overdue signal of the current full period was reported (by tick or step).
@@ -312,7 +313,7 @@ class BinNotEmptied(BaseDetector[NotEmptiedState]):
 # --- bin_fill_forecast -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class FillPoint:
     __pydantic_config__ = STATE_CONFIG
 
@@ -321,7 +322,7 @@ class FillPoint:
     id: UUID
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class ForecastState(_State):
     #: Readings since the last emptying, within the rule's window.
     points: tuple[FillPoint, ...] = ()
@@ -425,7 +426,7 @@ class BinFillForecast(BaseDetector[ForecastState]):
 # --- bin_fire_risk -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class FireState(_State):
     last_temp_c: float | None = None
     last_temp_at: UtcDatetime | None = None
@@ -529,7 +530,7 @@ class BinFireRisk(BaseDetector[FireState]):
 # --- bin_stuck_sensor --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class StuckState(_State):
     #: The first reading of the current flat run (fill within tolerance of ``ref_fill``).
     ref_fill: float | None = None

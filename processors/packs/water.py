@@ -45,7 +45,7 @@ fields.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, ClassVar, NamedTuple
 from uuid import UUID
@@ -61,7 +61,9 @@ from processors.detector import (
     DeviceContext,
     ReadingView,
     Scope,
+    replace,
     signal,
+    state,
 )
 
 __all__ = [
@@ -106,7 +108,7 @@ def plausible_l_min(ctx: DeviceContext) -> float:
 # --- the register -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class RegisterCounts:
     """What a register went through: resets, implausible jumps, gaps, running back."""
 
@@ -119,7 +121,7 @@ class RegisterCounts:
     runbacks: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class Register:
     """Where a meter's register stands: the baseline flows are measured from."""
 
@@ -240,7 +242,7 @@ def _is_water(ctx: DeviceContext) -> bool:
 # --- water_night_flow ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class NightWindow:
     """The night being measured: its lowest sample so far and how much of it is covered."""
 
@@ -254,7 +256,7 @@ class NightWindow:
     covered_h: float
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class NightRecord:
     """The nights judged: the last one, the run of leak nights ending with it, tallies."""
 
@@ -269,7 +271,7 @@ class NightRecord:
     longest_streak: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class NightFlowState:
     """The register, the night being measured, the nights judged (kept apart: a reading
     outside the night window rebuilds three fields, not thirteen)."""
@@ -469,7 +471,7 @@ class WaterNightFlow(BaseDetector[NightFlowState]):
 # --- water_continuous_flow ----------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class ContinuousFlowState:
     __pydantic_config__ = STATE_CONFIG
 
@@ -564,7 +566,7 @@ class WaterContinuousFlow(BaseDetector[ContinuousFlowState]):
 # --- water_burst --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class BurstState:
     __pydantic_config__ = STATE_CONFIG
 
@@ -672,7 +674,7 @@ class WaterBurst(BaseDetector[BurstState]):
 # --- water_backflow -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class BackflowState:
     __pydantic_config__ = STATE_CONFIG
 
@@ -783,7 +785,7 @@ class WaterBackflow(BaseDetector[BackflowState]):
 # --- water_no_use -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class NoUseState:
     __pydantic_config__ = STATE_CONFIG
 
@@ -895,7 +897,7 @@ BALANCE_MIN_COVERAGE = 0.9
 BALANCE_FORGET_AFTER = timedelta(days=7)
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class DayUse:
     """One meter's consumption in one estate-local day, from the samples that fall in it."""
 
@@ -909,7 +911,7 @@ class DayUse:
     last_id: UUID | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class BalanceMeter:
     """A meter the balance has heard from: its register, and since when it is known."""
 
@@ -919,7 +921,7 @@ class BalanceMeter:
     since: UtcDatetime
 
 
-@dataclass(frozen=True, slots=True)
+@state
 class BalanceState:
     """Every meter of the balance (the master under its own id), the use per open day and
     meter, and the run of lossy days."""
