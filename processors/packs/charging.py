@@ -42,6 +42,8 @@ from processors.detector import (
     ReadingView,
     replace,
     signal,
+    span_h,
+    span_min,
     state,
 )
 from processors.packs.health import format_duration
@@ -235,7 +237,7 @@ def track_plug(plug: Plug, reading: ReadingView, ctx: DeviceContext) -> Plug:
             plug = replace(plug, low_since=at, low_id=rid)
         low_since = plug.low_since
         assert low_since is not None
-        if plug.done_since is None and at - low_since >= timedelta(minutes=rule.idle_min):
+        if plug.done_since is None and at - low_since >= span_min(rule.idle_min):
             how = f"power below {_num(rule.idle_kw)} kW since {_clock(low_since, ctx)}"
             energy = reading.number("session_energy_kwh")
             plug = replace(
@@ -320,7 +322,7 @@ class EvOverstay(_PlugDetector):
     def deadline(self, plug: Plug, ctx: DeviceContext) -> datetime | None:
         if plug.done_since is None:
             return None
-        return plug.done_since + timedelta(hours=ctx.rules.ev_overstay.grace_h)
+        return plug.done_since + span_h(ctx.rules.ev_overstay.grace_h)
 
     def raised(self, plug: Plug, number: int, due: datetime, ctx: DeviceContext) -> Signal:
         assert plug.since is not None and plug.done_since is not None
@@ -360,7 +362,7 @@ class EvSessionTooLong(_PlugDetector):
     def deadline(self, plug: Plug, ctx: DeviceContext) -> datetime | None:
         if plug.since is None:
             return None
-        return plug.since + timedelta(hours=ctx.rules.ev_session_too_long.max_h)
+        return plug.since + span_h(ctx.rules.ev_session_too_long.max_h)
 
     def raised(self, plug: Plug, number: int, due: datetime, ctx: DeviceContext) -> Signal:
         assert plug.since is not None
@@ -619,7 +621,7 @@ class EbikeSessionTooLong(_TimedUnits[Charge]):
     ) -> tuple[Charge, Signal] | None:
         if unit.reported or unit.since is None:
             return None
-        limit = timedelta(hours=ctx.rules.ebike_session_too_long.max_h)
+        limit = span_h(ctx.rules.ebike_session_too_long.max_h)
         if now < unit.since + limit:
             return None
         last = "" if unit.last_w is None else f", last {_num(unit.last_w)} W"
@@ -734,7 +736,7 @@ class EbikePowerAbnormal(_PerUnit[Charge]):
             and unit.since is not None
             and unit.last_w is not None
             and unit.peak_w > 0
-            and at - unit.since >= timedelta(hours=rule.min_session_h)
+            and at - unit.since >= span_h(rule.min_session_h)
             and unit.last_w >= unit.peak_w * rule.taper_pct / 100
         ):
             share = 100 * unit.last_w / unit.peak_w

@@ -42,6 +42,9 @@ from processors.detector import (
     ReadingView,
     replace,
     signal,
+    span_h,
+    span_min,
+    span_s,
     state,
 )
 from processors.packs.health import format_duration
@@ -326,7 +329,7 @@ class FlyingWire(BaseDetector[WireState]):
         assert since is not None
         delta = power - base
         band = state.step_w * rule.tolerance_pct / 100
-        off = timedelta(seconds=state.off_band_s)
+        off = span_s(state.off_band_s)
         if delta > state.step_w + band:  # another load on top
             above = state.above_since or at
             if off + (at - above) <= EXCURSION_MAX:
@@ -363,7 +366,7 @@ class FlyingWire(BaseDetector[WireState]):
             return self._end(state, reading, power, ctx)
         assert state.plateau_at is not None
         sustained = state.plateau_at - since
-        if state.active or sustained < timedelta(hours=rule.min_h):
+        if state.active or sustained < span_h(rule.min_h):
             return state, []
         text = (
             f"e-bike charging from a socket suspected: a {_w(state.step_w)} step above "
@@ -674,7 +677,7 @@ class CommonAreaPowerSpike(BaseDetector[SpikeState]):
         if power is None:
             return replace(state, last_at=at, last_id=reading.id), []
         rule = ctx.rules.common_area_power_spike
-        cutoff = at - timedelta(minutes=rule.window_min)
+        cutoff = at - span_min(rule.window_min)
         recent = tuple(p for p in state.recent if p[0] >= cutoff)
         state = replace(state, last_at=at, last_id=reading.id, recent=recent)
         if len(recent) < SPIKE_MIN_READINGS:

@@ -40,6 +40,8 @@ from processors.detector import (
     ReadingView,
     replace,
     signal,
+    span_min,
+    span_s,
     state,
 )
 from processors.packs.health import format_duration
@@ -95,7 +97,7 @@ class DoorHeldOpen(HeldCondition[HeldState]):
     state_model = HeldState
 
     def limit(self, ctx: DeviceContext) -> timedelta:
-        return timedelta(minutes=ctx.rules.door_held_open.minutes)
+        return span_min(ctx.rules.door_held_open.minutes)
 
     def judge(
         self, state: HeldState, reading: ReadingView, ctx: DeviceContext
@@ -162,7 +164,7 @@ class DoorForced(BaseDetector[DoorForcedState]):
         self, state: DoorForcedState, at: datetime, opened: UUID, flagged: bool, ctx: DeviceContext
     ) -> tuple[DoorForcedState, Signal]:
         rule = ctx.rules.door_forced
-        window = timedelta(seconds=rule.grant_window_s)
+        window = span_s(rule.grant_window_s)
         if flagged:
             why = "the controller flagged the opening as forced"
         elif state.last_grant_at is None:
@@ -235,7 +237,7 @@ class DoorForced(BaseDetector[DoorForcedState]):
                 and not missed
                 and (
                     state.last_grant_at is None
-                    or at - state.last_grant_at > timedelta(seconds=rule.grant_window_s)
+                    or at - state.last_grant_at > span_s(rule.grant_window_s)
                 )
             ):
                 changes.update(pending_at=at, pending_id=reading.id)
@@ -300,7 +302,7 @@ class GateDeniedAttempts(BaseDetector[DeniedAttemptsState]):
         rule = ctx.rules.gate_denied_attempts
         if not state.active or len(state.denials) < rule.attempts:
             return None
-        return state.denials[-rule.attempts].at + timedelta(minutes=rule.window_min)
+        return state.denials[-rule.attempts].at + span_min(rule.window_min)
 
     def tick(
         self, state: DeniedAttemptsState, now: datetime, ctx: DeviceContext
@@ -335,7 +337,7 @@ class GateDeniedAttempts(BaseDetector[DeniedAttemptsState]):
         if reading.payload.get("result") != "denied":
             return replace(state, **marked), signals
         rule, at = ctx.rules.gate_denied_attempts, reading.at
-        start = at - timedelta(minutes=rule.window_min)
+        start = at - span_min(rule.window_min)
         denial = Denial(
             at,
             reading.id,

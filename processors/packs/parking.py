@@ -44,6 +44,8 @@ from processors.detector import (
     Scope,
     replace,
     signal,
+    span_h,
+    span_min,
     state,
 )
 from processors.packs.health import format_duration
@@ -309,7 +311,7 @@ class FireLaneBlocked(_BayDetector[BayState]):
     auto_resolve: ClassVar[bool] = False
 
     def limit(self, ctx: DeviceContext) -> timedelta:
-        return timedelta(minutes=ctx.rules.fire_lane_blocked.minutes)
+        return span_min(ctx.rules.fire_lane_blocked.minutes)
 
     def raised_text(self, state: BayState, due: datetime, ctx: DeviceContext) -> str:
         assert state.since is not None
@@ -330,7 +332,7 @@ class VisitorOverstay(_BayDetector[BayState]):
     severity: ClassVar[str] = Severity.INFO
 
     def limit(self, ctx: DeviceContext) -> timedelta:
-        return timedelta(hours=ctx.rules.visitor_overstay.limit_h)
+        return span_h(ctx.rules.visitor_overstay.limit_h)
 
     def raised_text(self, state: BayState, due: datetime, ctx: DeviceContext) -> str:
         assert state.since is not None
@@ -380,7 +382,7 @@ class EvBayBlocked(_BayDetector[EvBayState]):
     state_model = EvBayState
 
     def limit(self, ctx: DeviceContext) -> timedelta:
-        return timedelta(minutes=ctx.rules.ev_bay_blocked.minutes)
+        return span_min(ctx.rules.ev_bay_blocked.minutes)
 
     def judge(
         self, state: EvBayState, reading: ReadingView, ctx: DeviceContext

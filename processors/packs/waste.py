@@ -37,6 +37,8 @@ from processors.detector import (
     ReadingView,
     replace,
     signal,
+    span_h,
+    span_min,
     state,
 )
 from processors.rules import BinOverflowRule
@@ -131,7 +133,7 @@ class Fullness:
             return Fullness(fill=fill)
         if fill >= rule.high_pct:
             since, since_id = (self.since, self.since_id) if self.since else (at, reading)
-            confirmed = self.confirmed or at - since >= timedelta(minutes=rule.persist_min)
+            confirmed = self.confirmed or at - since >= span_min(rule.persist_min)
             return Fullness(since=since, since_id=since_id, confirmed=confirmed, fill=fill)
         if self.confirmed:
             return replace(self, fill=fill)
@@ -232,7 +234,7 @@ class BinNotEmptied(BaseDetector[NotEmptiedState]):
         full = state.fullness
         if not full.confirmed or full.since is None:
             return None
-        return full.since + timedelta(hours=ctx.rules.bin_not_emptied.sla_h)
+        return full.since + span_h(ctx.rules.bin_not_emptied.sla_h)
 
     def _overdue(
         self, state: NotEmptiedState, due: datetime, ctx: DeviceContext, at: datetime | None = None
@@ -286,7 +288,7 @@ class BinNotEmptied(BaseDetector[NotEmptiedState]):
             signals.append(self._overdue(state, due, ctx, at))
             return replace(state, overdue_reported=True), signals
         if after.since is not None:
-            by = after.since + timedelta(hours=sla)
+            by = after.since + span_h(sla)
             text = (
                 f"{ctx.device} at {_num(fill)} %: full since {_clock(after.since, ctx, at)}, "
                 f"to be emptied by {_clock(by, ctx, at)}"
@@ -375,7 +377,7 @@ class BinFillForecast(BaseDetector[ForecastState]):
         emptied = bool(points) and (
             points[-1].fill - fill >= EMPTIED_DROP_PCT or (fill < low <= points[-1].fill)
         )
-        start = at - timedelta(hours=rule.window_h)
+        start = at - span_h(rule.window_h)
         old = 0  # points are in time order (is_new): the window drops a prefix
         while old < len(points) and points[old].at < start:
             old += 1
