@@ -90,7 +90,8 @@ def _clock(at: datetime, ctx: DeviceContext) -> str:
 
 @state
 class _Unit:
-    """What every per-connector/port record holds: the last reading it used."""
+    """What every per-connector/port record holds: the reading of its last change (a
+    reading that changes nothing leaves the record as it is)."""
 
     __pydantic_config__ = STATE_CONFIG
 
@@ -144,7 +145,13 @@ class _PerUnit(BaseDetector[Any], Generic[UnitT], abc.ABC):
         if caught is not None:
             unit = caught[0]
             signals.append(caught[1])
+        before = unit
         unit, more = self.update(unit, number, reading, ctx)
+        if unit is before and not signals and not more:
+            # Nothing changed (the hot path: a connector reporting the same status). The
+            # record keeps the time of its last change, which is all the duplicate check
+            # needs: a repeated reading that changes nothing is harmless.
+            return state, []
         unit = self.stamped(unit, reading)
         return self.state_model(units={**units, number: unit}), signals + more
 
