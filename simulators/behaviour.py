@@ -31,6 +31,9 @@ HOUR = 3600.0
 DAY = 86400.0
 #: Reporting interval (s) of readings sent while an anomaly alarms (burst, fire, ...).
 ALARM_INTERVAL = 300.0
+#: An e-bike port that is not charging repeats its unchanged status after this long
+#: (reports on change plus an hourly status, like the parking sensors).
+PORT_STATUS_INTERVAL = HOUR
 #: Kinds with a battery (reported in heartbeats, or in the bin's own reading).
 BATTERY_KINDS = frozenset({DeviceKind.PARKING_SENSOR, DeviceKind.WASTE_BIN, DeviceKind.WATER_METER})
 
@@ -298,7 +301,9 @@ def water(env: Env, ref: DeviceRef, rng: random.Random) -> Iterator[Event]:
     master = ref.spec.is_master_meter
     litres = rng.uniform(20_000, 400_000) * (40 if master else 1)
     bursts = env.effects_of(ref.device, "water_burst")
-    alarm = [t for e in bursts for t in _alarm_ticks(env, e)]
+    # The meter reports every 5 min once it sees the burst's flow: the first alarm reading
+    # comes 5 min in (one at the very onset would carry the flow before the burst).
+    alarm = [t for e in bursts for t in _alarm_ticks(env, e) if t > e.start]
     times = sorted(set(env.ticks(interval, rng.uniform(0, interval))) | set(alarm))
     health = Health(env, ref, rng)
     yield from merge_events(
@@ -659,6 +664,31 @@ def ev_charger(env: Env, ref: DeviceRef, rng: random.Random) -> Iterator[Event]:
 
 
 def _port_events(env: Env, ref: DeviceRef, port: int) -> Iterator[Event]:
+    """A port's readings: every 5 min while it charges, each change of status, and the
+    status of a port not charging (available, finished, faulted) again every hour."""
+    since = next(env.days())[1]  # before its first session the port is available
+    last: Data = _port(port, "available", 0.0, env.ambient_c(since), None)
+    for t, stream, data in _port_sessions(env, ref, port):
+        yield from _status_repeats(env, since, t, last)
+        yield t, stream, data
+        since, last = t, data
+    yield from _status_repeats(env, since, env.end, last)
+
+
+def _status_repeats(env: Env, since: float, until: float, data: Data) -> Iterator[Event]:
+    """``data`` (a port's last reading) repeated every hour in ``(since, until)`` unless
+    the port is charging (then it reports every 5 minutes anyway); idle ports are at air
+    temperature."""
+    if data["status"] == "charging":
+        return
+    t = since + PORT_STATUS_INTERVAL
+    while t < until:
+        yield t, "port", {**data, "temperature_c": round(env.ambient_c(t), 1)}
+        t += PORT_STATUS_INTERVAL
+
+
+def _port_sessions(env: Env, ref: DeviceRef, port: int) -> Iterator[Event]:
+    """A port's charging sessions: plug-in, 5-minute readings, the end, the unplug."""
     rng = rng_for(env.seed, ref.device, port, "port")
     hot = [
         e
@@ -681,8 +711,11 @@ def _port_events(env: Env, ref: DeviceRef, port: int) -> Iterator[Event]:
         end = plug + charge_h * HOUR if effect is None else effect.end
         while t < min(end, unplug):
             power = ebike_power_w((t - plug) / HOUR, charge_h) * rng.uniform(0.97, 1.03)
+            warm = 1 - math.exp(-(t - plug) / (shapes.EBIKE_WARM_MIN * 60))
             temperature = (
-                env.ambient_c(t) + 14 * power / shapes.EBIKE_POWER_W + rng.uniform(-0.5, 0.5)
+                env.ambient_c(t)
+                + shapes.EBIKE_PORT_RISE_C * warm * power / shapes.EBIKE_POWER_W
+                + rng.uniform(-0.5, 0.5)
             )
             if effect is not None:
                 temperature += min(

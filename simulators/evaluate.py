@@ -6,6 +6,11 @@ accepted readings are de-duplicated by id (as the log's idempotent append does) 
 to a :class:`processors.engine.Engine` in send order. No broker, no files: the same
 seed gives the same scores. The detectors are then scored against the scenario's
 ground truth (:mod:`processors.scoring`).
+
+Given an :class:`eventlog.log.EventLog`, the run also appends what the service would:
+the accepted readings, ingest's dead letters and the detectors' events, to the
+``readings``, ``rejected`` and ``events`` streams (a log to project into InfluxDB, for
+instance). The scores do not depend on it.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from eventlog.envelope import Envelope
+from eventlog.envelope import Envelope, Stream
+from eventlog.log import EventLog
 from ingest.pipeline import Pipeline
 from processors.detector import Detector
 from processors.detectors import ALL_DETECTORS
@@ -33,6 +39,8 @@ from simulators.scenario import Scenario
 _SALT = b"estate-evaluation-salt-not-secret"
 #: How long after sending a message ingest receives it.
 _TRANSIT = timedelta(milliseconds=300)
+#: Records buffered per stream before they are appended to a log (one transaction each).
+_APPEND_BATCH = 5000
 
 
 @dataclass(slots=True)
@@ -101,6 +109,7 @@ def evaluate(
     detectors: Sequence[Detector[Any]] = ALL_DETECTORS,
     config: EngineConfig | None = None,
     progress: Callable[[datetime, int], None] | None = None,
+    log: EventLog | None = None,
 ) -> Evaluation:
     """Run ``scenario`` through ingest and the detectors under ``rules``; the scores."""
     return run(
@@ -110,7 +119,32 @@ def evaluate(
         detectors=detectors,
         config=config,
         progress=progress,
+        log=log,
     )
+
+
+class _Appender:
+    """Appends records to ``log`` stream by stream, in batches, in the order given."""
+
+    def __init__(self, log: EventLog | None) -> None:
+        self.log = log
+        self.pending: dict[Stream, list[Envelope]] = {s: [] for s in Stream}
+
+    def add(self, stream: Stream, records: Sequence[Envelope]) -> None:
+        if self.log is None or not records:
+            return
+        pending = self.pending[stream]
+        pending.extend(records)
+        if len(pending) >= _APPEND_BATCH:
+            self.flush(stream)
+
+    def flush(self, stream: Stream | None = None) -> None:
+        if self.log is None:
+            return
+        for s in [stream] if stream is not None else list(Stream):
+            if self.pending[s]:
+                self.log.append(s, self.pending[s])
+                self.pending[s] = []
 
 
 def run(
@@ -121,14 +155,18 @@ def run(
     detectors: Sequence[Detector[Any]] = ALL_DETECTORS,
     config: EngineConfig | None = None,
     progress: Callable[[datetime, int], None] | None = None,
+    log: EventLog | None = None,
 ) -> Evaluation:
-    """Run ``simulator``'s traffic through ingest and the detectors; score on its truth."""
+    """Run ``simulator``'s traffic through ingest and the detectors; score on its truth.
+
+    With ``log``, the accepted readings, dead letters and events are appended to it."""
     began = time.monotonic()
     index = simulator.index
     pipeline = Pipeline(index, _SALT)
     engine = Engine(index, rules, detectors, config)
     result = Evaluation(name, rules.version, simulator.seed, simulator.start, simulator.end)
     events: list[Envelope] = []
+    appender = _Appender(log)
     seen: set[Any] = set()
     stamp = datetime.now(UTC)
     last_report = began
@@ -136,17 +174,23 @@ def run(
         result.messages += 1
         judged = pipeline.judge(message.topic, message.payload, message.at + _TRANSIT)
         result.rejected.update(str(r.payload.get("reason")) for r in judged.rejected)
+        appender.add(Stream.REJECTED, judged.rejected)
         fresh = [r for r in judged.readings if r.id not in seen]
         result.duplicates += len(judged.readings) - len(fresh)
         seen.update(r.id for r in fresh)
         result.readings += len(fresh)
         if fresh:
-            events += engine.push(fresh, stamp)
+            appender.add(Stream.READINGS, fresh)
+            out = engine.push(fresh, stamp)
+            appender.add(Stream.EVENTS, out)
+            events += out
         if progress is not None and time.monotonic() - last_report >= 1:
             last_report = time.monotonic()
             progress(message.at, result.readings)
-    events += engine.flush(stamp)
-    events += engine.advance(simulator.end, stamp)
+    last = engine.flush(stamp) + engine.advance(simulator.end, stamp)
+    appender.add(Stream.EVENTS, last)
+    appender.flush()
+    events += last
     result.not_judged.update(str(e.payload.get("reason")) for e in events if e.kind == NOT_JUDGED)
     result.labels = simulator.ground_truth
     result.spans = alert_spans(events)

@@ -92,3 +92,8 @@ VISITOR_STAY_H = 1.5
 EBIKE_NIGHT_SHARE = 0.6
 EBIKE_POWER_W = 380.0
 EBIKE_CHARGE_H = (4.0, 7.0)
+#: A charging port's socket runs this much above the air at full power (°C), and warms up
+#: to it with this time constant (minutes) after the plug-in (assumptions: a loaded socket
+#: warms over tens of minutes, far slower than the overheating fire-risk detectors look for).
+EBIKE_PORT_RISE_C = 14.0
+EBIKE_WARM_MIN = 20.0

@@ -19,8 +19,11 @@ from eventlog.sqlite import SqliteEventLog
 from processors.detectors import ALL_DETECTORS
 from processors.influx import InfluxTarget, InfluxWriter
 from processors.influx_schema import registry_lookup
+from processors.rules import load_rules
+from simulators.evaluate import run
+from simulators.scenario import load_scenario
 from tests.dashboards.panels import PanelQuery, queries, variables
-from tests.support.influx import InfluxD, generated_log
+from tests.support.influx import InfluxD
 
 BOARDS = {
     "estate-overview", "estate-waste", "estate-water", "estate-charging", "estate-parking",
@@ -66,14 +69,36 @@ def test_board_validates_against_the_sdk_types_and_every_panel_has_a_query(uid: 
     assert len(set(widths)) == len(board.panels)  # no two panels on the same spot
 
 
+#: The simulator scenario whose day the boards are checked on (two estates, two offices).
+SCENARIO = "two-estates"
+
+
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxD]:
-    """A real influxd holding a day of generated readings and alerts, written by the writer."""
+    """A real influxd holding a simulated day of two estates, written by the writer.
+
+    The scenario is moved to end now (the boards ask for the last 24 h and for devices
+    heard in the last hour); its messages go through ingest into the log, the detectors
+    add their events, and the InfluxDB writer projects readings and events.
+    """
+    scenario = load_scenario(SCENARIO)
+    simulator = scenario.simulator(start=datetime.now(UTC) - scenario.duration)
+    index = simulator.index
+    offices = {ref.street_office.id for e in index.estate_ids() if (ref := index.estate(e))}
+    assert len(index.estate_ids()) == len(offices) == 2  # the tests below pick each of them
     with (
         InfluxD() as server,
         SqliteEventLog(tmp_path_factory.mktemp("log") / "log.sqlite") as log,
     ):
-        index, _, _ = generated_log(log, datetime.now(UTC))
+        result = run(simulator, load_rules(), scenario.name, log=log)
+        raised = {(s.estate, s.detector) for s in result.spans}
+        silent = [
+            f"{estate}: {group}"
+            for estate in index.estate_ids()
+            for group, pattern in CONDITION_GROUPS.items()
+            if not any((estate, name) in raised for name in pattern.split("|"))
+        ]
+        assert not silent, f"{SCENARIO} raises no alert of {silent}"
 
         async def write() -> None:
             async with InfluxWriter(
@@ -96,7 +121,7 @@ def _all_queries(server: InfluxD, pick: int) -> list[PanelQuery]:
     def tag_values(query: str) -> list[str]:
         return [v[1] for s in _run(server, query) for v in s["values"]]
 
-    found = []
+    found: list[PanelQuery] = []
     for board in committed().values():
         found.extend(queries(board, variables(board, tag_values, pick)))
     return found
