@@ -294,6 +294,19 @@ class SqliteEventLog(EventLog):
         self, stream: str, partition: int = 0, start: int = 0, limit: int = 1000
     ) -> list[StoredRecord]:
         name = _stream_name(stream)
+        rows = self.read_json(name, partition, start, limit)
+        return [StoredRecord(name, 0, p, self._parse(name, p, data)) for p, data in rows]
+
+    def read_json(
+        self, stream: str, partition: int = 0, start: int = 0, limit: int = 1000
+    ) -> list[tuple[int, str]]:
+        """:meth:`read` without parsing: ``(position, envelope JSON as stored)`` of each record.
+
+        Not part of the contract. For a projection that turns every record into something
+        else (the InfluxDB writer): each envelope was validated on append, so it can decode
+        the JSON itself instead of paying for a pydantic parse per record.
+        """
+        name = _stream_name(stream)
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
         with self._connection("read") as conn:
@@ -304,7 +317,7 @@ class SqliteEventLog(EventLog):
             rows: list[tuple[int, str]] = conn.execute(
                 _READ.format(table=table), (start, limit)
             ).fetchall()
-        return [StoredRecord(name, 0, p, self._parse(name, p, data)) for p, data in rows]
+        return rows
 
     def read_key(
         self,

@@ -10,6 +10,9 @@ How it works
     the writer or of InfluxDB can only cause a batch to be written twice, and a
     point is identified by series and time: writing it twice stores it once. While
     one batch is in flight the next one is read and encoded in a worker thread.
+    Records are read as the JSON the log stores (``read_json`` of the SQLite log) and
+    encoded from it without a pydantic parse: the log validated them on append. A log
+    without ``read_json`` is read through the contract's ``read``.
 
 Failures
     * Transient (connection refused or reset, timeout, 429, 5xx, and 401/403/404,
@@ -41,15 +44,15 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final, Literal, Self
+from typing import Final, Literal, Protocol, Self, runtime_checkable
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from eventlog.envelope import Envelope, Stream, deterministic_id
-from eventlog.log import EventLog, StoredRecord
-from processors.influx_schema import MEASUREMENTS, TagLookup, encode
+from eventlog.log import EventLog, LogError
+from processors.influx_schema import MEASUREMENTS, TagLookup, encode_stored
 
 __all__ = [
     "CONSUMER",
@@ -57,6 +60,7 @@ __all__ = [
     "Backoff",
     "InfluxTarget",
     "InfluxWriter",
+    "JsonReader",
     "WriterStats",
     "retry_after",
     "rollup_statements",
@@ -190,17 +194,23 @@ class WriterStats:
     last_error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Line:
-    text: str
-    record: StoredRecord
+@runtime_checkable
+class JsonReader(Protocol):
+    """The optional ``read_json`` of a log backend (``SqliteEventLog`` has it)."""
+
+    def read_json(
+        self, stream: str, partition: int = 0, start: int = 0, limit: int = 1000
+    ) -> list[tuple[int, str]]: ...
 
 
 @dataclass(frozen=True, slots=True)
 class _Batch:
     stream: str
     partition: int
-    lines: list[_Line]
+    #: the line protocol of each record that has a point...
+    lines: list[str]
+    #: ...and that record: (position, envelope JSON as stored; parsed only for a dead letter)
+    sources: list[tuple[int, str]]
     #: the checkpoint once this batch is acknowledged (the next position to read)
     next_start: int
     records: int
@@ -405,24 +415,37 @@ class InfluxWriter:
                     await pending
 
     def _prepare(self, stream: str, partition: int, start: int) -> _Batch:
-        records = self.log.read(stream, partition, start, self.target.batch_lines)
-        lines = []
-        for record in records:
-            text = encode(stream, record.envelope, self.lookup)
+        rows = self._read(stream, partition, start)
+        lines: list[str] = []
+        sources: list[tuple[int, str]] = []
+        for row in rows:
+            try:
+                text = encode_stored(stream, row[1], self.lookup)
+            except (ValueError, KeyError, TypeError) as exc:  # damaged after it was appended
+                raise LogError(f"record {row[0]} of {stream!r} is unreadable: {exc}") from exc
             if text is None:
                 self.stats.skipped_records += 1
             else:
-                lines.append(_Line(text, record))
-        next_start = records[-1].position + 1 if records else start
+                lines.append(text)
+                sources.append(row)
+        next_start = rows[-1][0] + 1 if rows else start
         body = self._body(lines) if lines else b""  # here: zlib runs outside the GIL
-        return _Batch(stream, partition, lines, next_start, len(records), body)
+        return _Batch(stream, partition, lines, sources, next_start, len(rows), body)
 
-    def _body(self, lines: Sequence[_Line]) -> bytes:
-        text = "\n".join(line.text for line in lines).encode()
+    def _read(self, stream: str, partition: int, start: int) -> list[tuple[int, str]]:
+        """``(position, envelope JSON)`` of the next batch of records."""
+        limit = self.target.batch_lines
+        if isinstance(self.log, JsonReader):
+            return self.log.read_json(stream, partition, start, limit)
+        records = self.log.read(stream, partition, start, limit)
+        return [(record.position, record.envelope.to_json().decode()) for record in records]
+
+    def _body(self, lines: Sequence[str]) -> bytes:
+        text = "\n".join(lines).encode()
         return gzip.compress(text, self.target.gzip_level)
 
     async def _deliver(self, batch: _Batch) -> None:
-        rejected = await self._write(batch.lines, batch.body) if batch.lines else []
+        rejected = await self._write(batch, 0, len(batch.lines), batch.body)
         if rejected:  # the dead letters are durable before the checkpoint moves past them
             await asyncio.to_thread(self.log.append, REJECTED_STREAM, rejected)
         await asyncio.to_thread(
@@ -437,15 +460,23 @@ class InfluxWriter:
         self.stats.points += len(batch.lines) - refused
         self.stats.batches += 1
 
-    async def _write(self, lines: Sequence[_Line], body: bytes | None = None) -> list[Envelope]:
-        """Write ``lines`` until the server accepts or rejects them; dead letters of rejects."""
-        answer = await self._post_until_answered(body or self._body(lines))
+    async def _write(
+        self, batch: _Batch, low: int, high: int, body: bytes | None = None
+    ) -> list[Envelope]:
+        """Write lines ``[low, high)`` of ``batch`` until the server accepts or rejects them;
+        dead letters of rejects."""
+        if low == high:
+            return []
+        answer = await self._post_until_answered(body or self._body(batch.lines[low:high]))
         if answer.status < 300:
             return []
-        if _RETENTION_ONLY.match(answer.reason) or len(lines) == 1:
-            return [_dead_letter(lines, answer)]
-        middle = len(lines) // 2
-        return [*await self._write(lines[:middle]), *await self._write(lines[middle:])]
+        if _RETENTION_ONLY.match(answer.reason) or high - low == 1:
+            return [_dead_letter(batch, low, high, answer)]
+        middle = (low + high) // 2
+        return [
+            *await self._write(batch, low, middle),
+            *await self._write(batch, middle, high),
+        ]
 
     async def _post_until_answered(self, body: bytes) -> _Answer:
         url, params = self.target.write_url()
@@ -497,26 +528,24 @@ def _reason(body: str, header: str | None) -> str:
     return match.group(1).replace('\\"', '"') if match else body.strip()[:2000]
 
 
-def _dead_letter(lines: Sequence[_Line], answer: _Answer) -> Envelope:
-    """The ``influx_rejected`` record of refused ``lines`` (one line, or a whole batch)."""
-    first = lines[0].record
-    last = lines[-1].record
-    envelope = first.envelope
+def _dead_letter(batch: _Batch, low: int, high: int, answer: _Answer) -> Envelope:
+    """The ``influx_rejected`` record of refused lines ``[low, high)`` of ``batch`` (one
+    line, or a whole batch)."""
+    (first, stored), (last, _) = batch.sources[low], batch.sources[high - 1]
+    envelope = Envelope.from_json(stored)
     payload: dict[str, object] = {
-        "source_stream": first.stream,
-        "partition": first.partition,
-        "position": first.position,
-        "last_position": last.position,
+        "source_stream": batch.stream,
+        "partition": batch.partition,
+        "position": first,
+        "last_position": last,
         "record_id": str(envelope.id),
-        "lines": len(lines),
-        "line": lines[0].text,
+        "lines": high - low,
+        "line": batch.lines[low],
         "status": answer.status,
         "reason": answer.reason,
     }
     return Envelope(
-        id=deterministic_id(
-            "influx-rejected", first.stream, first.partition, first.position, last.position
-        ),
+        id=deterministic_id("influx-rejected", batch.stream, batch.partition, first, last),
         kind="influx.rejected",
         occurred_at=envelope.occurred_at,
         received_at=datetime.fromtimestamp(time.time(), UTC),

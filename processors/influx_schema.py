@@ -17,6 +17,10 @@
   is ``events.text``, the annotation text.
 * The point time is the record's ``occurred_at`` in nanoseconds, so rewriting a
   record (a retry, a rebuild) overwrites the same point: writes are idempotent.
+
+One set of rules, two entry points: :func:`encode` takes a parsed envelope,
+:func:`encode_stored` the envelope JSON as the log stores it (the writer's path: no
+pydantic parse per record).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
+import orjson
 from pydantic import JsonValue
 
 from devices.registry import RegistryIndex
@@ -41,6 +46,7 @@ __all__ = [
     "Measurement",
     "TagLookup",
     "encode",
+    "encode_stored",
     "registry_lookup",
 ]
 
@@ -77,7 +83,8 @@ class DeviceTags:
     role: str | None = None
 
 
-#: ``(estate, device) -> DeviceTags`` or None for a device the registry does not know.
+#: ``(estate, device) -> DeviceTags`` or None for a device the registry does not know. The
+#: same question must get the same answer: the encoder asks once per device and series.
 TagLookup = Callable[[str, str], DeviceTags | None]
 
 
@@ -109,12 +116,17 @@ def _flag(value: object) -> float:
     return 1.0 if value else 0.0
 
 
+#: isinstance() with a tuple: ``int | float`` would build a union object on every call
+_NUMBER: Final = (int, float)
+_TAG_VALUE: Final = (str, int)
+
+
 def _numbers(payload: Payload, *names: str) -> Fields:
     """The numeric fields ``names`` that the payload holds, as floats."""
     out: Fields = {}
     for name in names:
         value = payload.get(name)
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, _NUMBER) and not isinstance(value, bool):
             out[name] = float(value)
     return out
 
@@ -242,66 +254,75 @@ def _timestamp(at: datetime) -> int:
     return (at - _EPOCH) // _MICROSECOND * 1000
 
 
-def _line(
-    measurement: str,
-    tags: dict[str, str | None],
-    fields: Fields,
-    at: datetime,
-    text: str | None = None,
-) -> str:
-    series = _series(measurement, tuple(tags.items()))
-    field_text = ",".join(f"{key}={value!r}" for key, value in fields.items())
-    if text is not None:
-        field_text = f"{field_text},text={_string_field(text)}"
-    return f"{series} {field_text} {_timestamp(at)}"
+#: Tags a measurement adds to a device's identity (a connector, a port; an alert's condition).
+Tags = tuple[tuple[str, str], ...]
+
+_UNKNOWN: Final = DeviceTags()
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _series(measurement: str, tags: tuple[tuple[str, str | None], ...]) -> str:
+def _series(
+    measurement: str,
+    estate: str | None,
+    building: str | None,
+    device: str | None,
+    kind: str | None,
+    lookup: TagLookup | None,
+    extra: Tags,
+) -> str:
     """Measurement and sorted, escaped tags (the series key): the same for every point of a
-    device, so it is built once per device and stream, not once per point."""
-    tag_text = "".join(f",{key}={_tag(value)}" for key, value in sorted(tags) if value)
-    return f"{measurement}{tag_text}"
-
-
-def _identity(record: Envelope, lookup: TagLookup | None) -> dict[str, str | None]:
-    known = (
-        lookup(record.estate, record.device)
-        if lookup is not None and record.estate is not None and record.device is not None
-        else None
-    ) or DeviceTags()
-    return {
-        "estate": record.estate,
-        "building": record.building or known.building,
-        "device": record.device,
-        "kind": known.kind,
+    device, so it is built (and the registry asked) once per device and series, not once per
+    point. ``kind`` None: the registry's device kind."""
+    known = None if lookup is None or estate is None or device is None else lookup(estate, device)
+    known = known or _UNKNOWN
+    tags = {
+        "estate": estate,
+        "building": building or known.building,
+        "device": device,
+        "kind": known.kind if kind is None else kind,
         "zone": known.zone,
         "office": known.office,
         "role": known.role,
+        **dict(extra),
     }
+    tag_text = "".join(f",{key}={_tag(value)}" for key, value in sorted(tags.items()) if value)
+    return f"{measurement}{tag_text}"
 
 
-def _reading(record: Envelope, lookup: TagLookup | None) -> str | None:
-    device_kind, _, stream = record.kind.partition(".")
-    spec = MEASUREMENTS.get("heartbeat" if stream == "heartbeat" else record.kind)
+def _reading(
+    kind: str,
+    estate: str | None,
+    building: str | None,
+    device: str | None,
+    payload: Payload,
+    lookup: TagLookup | None,
+) -> str | None:
+    device_kind, _, stream = kind.partition(".")
+    spec = MEASUREMENTS.get("heartbeat" if stream == "heartbeat" else kind)
     if spec is None:
         return None
-    fields = spec.fields(record.payload)
+    fields = spec.fields(payload)
     if not fields:
         return None
-    tags = _identity(record, lookup)
-    tags["kind"] = device_kind
+    extra: Tags = ()
     for key in spec.payload_tags:
-        value = record.payload.get(key)
-        if isinstance(value, str | int) and not isinstance(value, bool):
-            tags[key] = str(value)
-    return _line(spec.name, tags, fields, record.occurred_at)
+        value = payload.get(key)
+        if isinstance(value, _TAG_VALUE) and not isinstance(value, bool):
+            extra = (*extra, (key, str(value)))
+    series = _series(spec.name, estate, building, device, device_kind, lookup, extra)
+    return f"{series} {_fields(fields)}"
 
 
-def _alert(record: Envelope, lookup: TagLookup | None) -> str | None:
-    if record.kind not in _ALERT_KINDS:
+def _alert(
+    kind: str,
+    estate: str | None,
+    building: str | None,
+    device: str | None,
+    payload: Payload,
+    lookup: TagLookup | None,
+) -> str | None:
+    if kind not in _ALERT_KINDS:
         return None
-    payload = record.payload
     severity = payload.get("severity")
     # The tag is the detector: a per-port condition (``ebike_over_temperature.port-3``)
     # would scatter one detector over many series and miss the boards' filters.
@@ -309,12 +330,12 @@ def _alert(record: Envelope, lookup: TagLookup | None) -> str | None:
     if not isinstance(severity, str) or not isinstance(condition, str):
         return None
     occurrence = payload.get("occurrence")
-    opened = record.kind == _ALERT_OPENED and occurrence == 1
-    resolved = record.kind == _ALERT_RESOLVED
-    tags = _identity(record, lookup)
-    tags.update(event=record.kind, condition=condition, severity=severity)
+    opened = kind == _ALERT_OPENED and occurrence == 1
+    resolved = kind == _ALERT_RESOLVED
+    extra: Tags = (("event", kind), ("condition", condition), ("severity", severity))
+    series = _series(EVENTS_MEASUREMENT, estate, building, device, None, lookup, extra)
     explanation = payload.get("explanation")
-    text = f"{record.kind} {payload.get('condition')} on {record.device} ({severity})"
+    text = f"{kind} {payload.get('condition')} on {device} ({severity})"
     if isinstance(explanation, str) and explanation:
         text = f"{text}: {explanation}"
     fields: Fields = {
@@ -324,13 +345,62 @@ def _alert(record: Envelope, lookup: TagLookup | None) -> str | None:
         "open_change": 1.0 if opened else -1.0 if resolved else 0.0,
         "severity_rank": float(_SEVERITY_RANK.get(severity, 0)),
     }
-    return _line(EVENTS_MEASUREMENT, tags, fields, record.occurred_at, text)
+    return f"{series} {_fields(fields)},text={_string_field(text)}"
+
+
+def _fields(fields: Fields) -> str:
+    return ",".join([f"{key}={value!r}" for key, value in fields.items()])
+
+
+_BY_STREAM: Final = {"readings": _reading, "events": _alert}
+
+
+def _encode(
+    stream: str,
+    kind: str,
+    estate: str | None,
+    building: str | None,
+    device: str | None,
+    payload: Payload,
+    occurred_at: datetime,
+    lookup: TagLookup | None,
+) -> str | None:
+    """The encoding rules (their one place), over the fields of an envelope."""
+    point = _BY_STREAM.get(stream)
+    head = None if point is None else point(kind, estate, building, device, payload, lookup)
+    return None if head is None else f"{head} {_timestamp(occurred_at)}"
 
 
 def encode(stream: str, record: Envelope, lookup: TagLookup | None = None) -> str | None:
     """The line of ``record`` of ``stream``, or None when it has no time-series point."""
-    if stream == "readings":
-        return _reading(record, lookup)
-    if stream == "events":
-        return _alert(record, lookup)
-    return None
+    return _encode(
+        stream,
+        record.kind,
+        record.estate,
+        record.building,
+        record.device,
+        record.payload,
+        record.occurred_at,
+        lookup,
+    )
+
+
+def encode_stored(stream: str, stored: str | bytes, lookup: TagLookup | None = None) -> str | None:
+    """:func:`encode` of a record as the log stores it (the envelope's JSON), unvalidated.
+
+    The log validated the envelope on append, so this trusts it and skips pydantic (~12 µs a
+    record): orjson decodes it and ``occurred_at`` is read back with ``fromisoformat``.
+    The line is the one :func:`encode` gives for the envelope (``test_schema`` checks it).
+    (orjson reads an integer beyond 64 bits as a float; no device model allows one.)
+    """
+    data = orjson.loads(stored)
+    return _encode(
+        stream,
+        data["kind"],
+        data.get("estate"),
+        data.get("building"),
+        data.get("device"),
+        data["payload"],
+        datetime.fromisoformat(data["occurred_at"]),
+        lookup,
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -10,7 +10,15 @@ from devices.catalogue import CATALOGUE, model_for
 from devices.codec import to_payload
 from devices.examples import VALID_EXAMPLES
 from eventlog.envelope import Envelope, deterministic_id
-from processors.influx_schema import MEASUREMENTS, DeviceTags, encode, registry_lookup
+from eventlog.sqlite import SqliteEventLog
+from processors.alarm import AlertEventKind
+from processors.influx_schema import (
+    MEASUREMENTS,
+    DeviceTags,
+    encode,
+    encode_stored,
+    registry_lookup,
+)
 from tests.support.influx import demo_index, generated_records
 
 AT = datetime(2026, 5, 1, 1, 30, 0, 123456, tzinfo=UTC)
@@ -139,3 +147,66 @@ def test_escaping_and_unknown_records() -> None:
     assert r"fill \"95 %\" over 90 \\ %" in line and "\n" not in line
     assert "opened=1.0" in line and "open_change=1.0" in line
     assert encode("events", alert.model_copy(update={"kind": "LeakSuspected"})) is None
+
+
+def _alert_envelopes() -> list[Envelope]:
+    """Every alert lifecycle kind, with the payload variants the rules look at, and events
+    that have no point (another kind, a missing severity)."""
+    east = timezone(timedelta(hours=8))  # stored in UTC: the time must not move
+    out = []
+    for n, kind in enumerate(AlertEventKind):
+        for occurrence, extra in ((1, {}), (2, {"detector": "ebike_over_temperature"})):
+            out.append(
+                Envelope(
+                    id=deterministic_id("alert", kind, occurrence),
+                    kind=kind.value,
+                    occurred_at=datetime(2026, 5, 1, 9, 30, n, 7, tzinfo=east),
+                    received_at=AT,
+                    estate="lvcheng",
+                    building=None if occurrence == 1 else "b3",
+                    device="bin-1",
+                    payload={
+                        "condition": "ebike_over_temperature.port-3",
+                        "severity": "major",
+                        "occurrence": occurrence,
+                        **extra,
+                        "explanation": 'fill "95 %"\nover 90 \\ %, =x',
+                    },
+                )
+            )
+    for kind, payload in (("LeakSuspected", {"severity": "major", "condition": "c"}),
+                          ("AlertRaised", {"condition": "c"})):  # fmt: skip
+        out.append(Envelope(id=deterministic_id("other", kind), kind=kind, occurred_at=AT,
+                            received_at=AT, device="d", payload=payload))  # fmt: skip
+    return out
+
+
+def test_stored_records_encode_to_the_same_lines_as_envelopes(tmp_path) -> None:
+    """The writer's path (``read_json`` + ``encode_stored``) against the envelope path, on
+    every example reading, a generated log with the registry's tags, every alert kind and
+    records without a point."""
+    index = demo_index()
+    readings, events = generated_records(index, AT, hours=2)
+    examples = [_reading(k.value, s, d) for (k, s), found in VALID_EXAMPLES.items() for d in found]
+    unknown = examples[0].model_copy(update={"kind": "toaster.level", "id": deterministic_id("t")})
+    empty = _reading("energy_meter", "register", {"energy_kwh": 1.0}).model_copy(
+        update={"payload": {}, "id": deterministic_id("e")}
+    )
+    escaped = DeviceTags(building="b 9", zone="gate north,1=a", role="fire_lane")
+    with SqliteEventLog(tmp_path / "log.sqlite") as log:
+        log.append("readings", [*examples, *readings, unknown, empty])
+        log.append("events", [*events, *_alert_envelopes()])
+        log.append("rejected", examples[:3])
+        for stream in ("readings", "events", "rejected"):
+            records = log.read(stream, limit=100_000)
+            stored = log.read_json(stream, limit=100_000)
+            assert [p for p, _ in stored] == [r.position for r in records]
+            for lookup in (None, registry_lookup(index), lambda _e, _d: escaped):
+                lines = [encode(stream, r.envelope, lookup) for r in records]
+                assert [encode_stored(stream, s, lookup) for _, s in stored] == lines
+                if stream == "readings":
+                    assert lines.count(None) == 2  # the unknown kind and the empty payload
+                elif stream == "events":
+                    assert lines.count(None) == 2 and len(lines) > 2 * len(AlertEventKind)
+                else:
+                    assert set(lines) == {None}

@@ -11,10 +11,13 @@ import os
 import random
 import signal
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from eventlog.envelope import Envelope
+from eventlog.log import AppendResult, EventLog, StoredRecord
 from eventlog.sqlite import SqliteEventLog
 from processors.influx import (
     MAX_RETRY_AFTER_S,
@@ -22,6 +25,7 @@ from processors.influx import (
     Backoff,
     InfluxTarget,
     InfluxWriter,
+    JsonReader,
     retry_after,
 )
 from processors.influx_schema import encode, registry_lookup
@@ -279,6 +283,67 @@ def test_v2_write_request_shape(log) -> None:
     assert seen.headers["Authorization"] == "Token s3cret"
     assert len(seen.body.splitlines()) == 10
     assert at_end_readings(log)
+
+
+class ContractOnly(EventLog):
+    """A log seen through the contract only (no ``read_json``), like another backend."""
+
+    def __init__(self, inner: SqliteEventLog) -> None:
+        self.inner = inner
+
+    def partitions(self, stream: str) -> int:
+        return self.inner.partitions(stream)
+
+    def append(self, stream: str, records: Sequence[Envelope]) -> AppendResult:
+        return self.inner.append(stream, records)
+
+    def read(
+        self, stream: str, partition: int = 0, start: int = 0, limit: int = 1000
+    ) -> list[StoredRecord]:
+        return self.inner.read(stream, partition, start, limit)
+
+    def end_position(self, stream: str, partition: int = 0) -> int:
+        return self.inner.end_position(stream, partition)
+
+    def get_checkpoint(self, consumer: str, stream: str, partition: int = 0) -> int:
+        return self.inner.get_checkpoint(consumer, stream, partition)
+
+    def commit_checkpoint(
+        self, consumer: str, stream: str, position: int, partition: int = 0
+    ) -> None:
+        self.inner.commit_checkpoint(consumer, stream, position, partition)
+
+    def close(self) -> None:
+        """The fixture closes the real log."""
+
+
+def test_stored_json_and_contract_reads_send_the_envelopes_lines(log) -> None:
+    """The SQLite log is read as stored JSON, another backend through ``read``: both send
+    exactly the lines of :func:`encode` over the parsed envelopes, batch by batch."""
+    index = demo_index()
+    lookup = registry_lookup(index)
+    readings, events = generated_records(index, NOW, hours=2)
+    log.append("readings", readings[:1200])
+    log.append("events", events[:10])
+    assert not isinstance(ContractOnly(log), JsonReader) and isinstance(log, JsonReader)
+
+    async def bodies(event_log: EventLog, consumer: str) -> list[str]:
+        async with FaultyProxy("http://127.0.0.1:9") as proxy:
+            proxy.faults = [(204, {})] * 10  # a recording server: no influxd needed
+            target = InfluxTarget(url=proxy.url, batch_lines=500)
+            async with InfluxWriter(event_log, target, lookup=lookup, consumer=consumer) as w:
+                assert await w.drain() == 1210 and w.stats.points == 1210
+            return [seen.body for seen in proxy.seen]
+
+    expected = []
+    for stream in MEASUREMENT_STREAMS:
+        records = list(log.iterate(stream))
+        for i in range(0, len(records), 500):
+            lines = (encode(stream, r.envelope, lookup) for r in records[i : i + 500])
+            expected.append("\n".join(line for line in lines if line is not None))
+    assert asyncio.run(bodies(log, "influx")) == expected
+    assert asyncio.run(bodies(ContractOnly(log), "other")) == expected
+    assert at_end(log, "influx") and at_end(log, "other")
 
 
 def at_end_readings(log: SqliteEventLog) -> bool:
