@@ -25,7 +25,7 @@ from console.tokens import Role, TokenStore
 from devices.demo_estate import dump_registry, generate_registry
 from devices.registry import RegistryIndex, load_registry
 from eventlog.envelope import Envelope, Stream
-from eventlog.log import EventLog, StoredRecord
+from eventlog.log import EventLog
 from eventlog.sqlite import SqliteEventLog
 from processors.detectors import ALL_DETECTORS
 from processors.engine import Engine, EngineConfig
@@ -34,6 +34,7 @@ from processors.rules import load_rules
 from processors.runner import DetectorRunner
 from processors.statestore import StateStore
 from tests.processors.traffic import envelopes
+from tests.support.logs import ContractOnlyLog
 
 #: Estate A (lvcheng, street office huamu) gets the traffic; B (cuihu, office gumei) none.
 A, B = "lvcheng", "cuihu"
@@ -160,36 +161,7 @@ def running_stack(
         assert not failure, failure
 
 
-class PlainLog(EventLog):
-    """A log with only the contract (no ``read_key``), like a backend without it."""
-
-    def __init__(self, log: EventLog) -> None:
-        self.inner = log
-
-    def partitions(self, stream: str) -> int:
-        return self.inner.partitions(stream)
-
-    def append(self, stream: str, records: Sequence[Envelope]) -> Any:
-        return self.inner.append(stream, records)
-
-    def read(
-        self, stream: str, partition: int = 0, start: int = 0, limit: int = 1000
-    ) -> list[StoredRecord]:
-        return self.inner.read(stream, partition, start, limit)
-
-    def end_position(self, stream: str, partition: int = 0) -> int:
-        return self.inner.end_position(stream, partition)
-
-    def get_checkpoint(self, consumer: str, stream: str, partition: int = 0) -> int:
-        return self.inner.get_checkpoint(consumer, stream, partition)
-
-    def commit_checkpoint(
-        self, consumer: str, stream: str, position: int, partition: int = 0
-    ) -> None:
-        self.inner.commit_checkpoint(consumer, stream, position, partition)
-
-    def close(self) -> None:
-        """The stack closes the real log."""
+PlainLog = ContractOnlyLog  # a log without ``read_key``
 
 
 @pytest.fixture(scope="session")

@@ -11,13 +11,11 @@ import os
 import random
 import signal
 from collections import Counter
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from eventlog.envelope import Envelope
-from eventlog.log import AppendResult, EventLog, StoredRecord
+from eventlog.log import EventLog
 from eventlog.sqlite import SqliteEventLog
 from processors.influx import (
     MAX_RETRY_AFTER_S,
@@ -31,6 +29,7 @@ from processors.influx import (
 from processors.influx_schema import encode, registry_lookup
 from tests.influx.proxy import FaultyProxy
 from tests.support.influx import InfluxD, demo_index, generated_log, generated_records
+from tests.support.logs import ContractOnlyLog
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 OUTAGE_S = float(os.environ.get("ESTATE_INFLUX_OUTAGE_S", "180"))
@@ -285,38 +284,6 @@ def test_v2_write_request_shape(log) -> None:
     assert at_end_readings(log)
 
 
-class ContractOnly(EventLog):
-    """A log seen through the contract only (no ``read_json``), like another backend."""
-
-    def __init__(self, inner: SqliteEventLog) -> None:
-        self.inner = inner
-
-    def partitions(self, stream: str) -> int:
-        return self.inner.partitions(stream)
-
-    def append(self, stream: str, records: Sequence[Envelope]) -> AppendResult:
-        return self.inner.append(stream, records)
-
-    def read(
-        self, stream: str, partition: int = 0, start: int = 0, limit: int = 1000
-    ) -> list[StoredRecord]:
-        return self.inner.read(stream, partition, start, limit)
-
-    def end_position(self, stream: str, partition: int = 0) -> int:
-        return self.inner.end_position(stream, partition)
-
-    def get_checkpoint(self, consumer: str, stream: str, partition: int = 0) -> int:
-        return self.inner.get_checkpoint(consumer, stream, partition)
-
-    def commit_checkpoint(
-        self, consumer: str, stream: str, position: int, partition: int = 0
-    ) -> None:
-        self.inner.commit_checkpoint(consumer, stream, position, partition)
-
-    def close(self) -> None:
-        """The fixture closes the real log."""
-
-
 def test_stored_json_and_contract_reads_send_the_envelopes_lines(log) -> None:
     """The SQLite log is read as stored JSON, another backend through ``read``: both send
     exactly the lines of :func:`encode` over the parsed envelopes, batch by batch."""
@@ -325,7 +292,7 @@ def test_stored_json_and_contract_reads_send_the_envelopes_lines(log) -> None:
     readings, events = generated_records(index, NOW, hours=2)
     log.append("readings", readings[:1200])
     log.append("events", events[:10])
-    assert not isinstance(ContractOnly(log), JsonReader) and isinstance(log, JsonReader)
+    assert not isinstance(ContractOnlyLog(log), JsonReader) and isinstance(log, JsonReader)
 
     async def bodies(event_log: EventLog, consumer: str) -> list[str]:
         async with FaultyProxy("http://127.0.0.1:9") as proxy:
@@ -342,7 +309,7 @@ def test_stored_json_and_contract_reads_send_the_envelopes_lines(log) -> None:
             lines = (encode(stream, r.envelope, lookup) for r in records[i : i + 500])
             expected.append("\n".join(line for line in lines if line is not None))
     assert asyncio.run(bodies(log, "influx")) == expected
-    assert asyncio.run(bodies(ContractOnly(log), "other")) == expected
+    assert asyncio.run(bodies(ContractOnlyLog(log), "other")) == expected
     assert at_end(log, "influx") and at_end(log, "other")
 
 
