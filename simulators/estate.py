@@ -43,6 +43,8 @@ _MAX_BATCH = 10_000
 FULL_PCT, FULL_FOR_S, FORECAST_S = 90.0, 1800.0, 12 * 3600.0
 #: A visit longer than this overstays a visitor bay (visitor_overstay's shipped limit_h).
 VISITOR_LIMIT_S = 8 * 3600.0
+#: A door open this long is held open (door_held_open's shipped minutes).
+HELD_OPEN_S = 3 * 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +149,9 @@ class EstateSimulator:
         self._envs: dict[str, Env] = {}
         self._devices: dict[str, list[_Device]] = {}
         self._silences: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        #: Per gate: when its door last opened, and opened doors whose ``closed`` was lost.
+        self._door_opened: dict[tuple[str, str], float] = {}
+        self._close_lost: dict[tuple[str, str], float] = {}
         for estate in self.estates:
             self._prepare(estate)
 
@@ -382,6 +387,8 @@ class EstateSimulator:
                 else:
                     reason, raw_breaker = breaks.choice(_BREAK_BYTES)
                     broken = raw_breaker(_dumps(body))
+            if ref.kind is DeviceKind.ACCESS_GATE and stream == "door":
+                self._door_message(ref, t, reading, refused=reason is not None)
             if dev.gateway is not None:
                 items = pending.setdefault((ref.estate, dev.gateway), [])
                 item: dict[str, object] = {
@@ -399,6 +406,27 @@ class EstateSimulator:
             message = Message(topic, payload, datetime.fromtimestamp(t, UTC))
             yield from self._send(message, [reason], retries)
         yield from self._flush(pending, min(window_end, self.end.timestamp()), retries)
+        for estate, device in list(self._close_lost):
+            gate = self.index.device(estate, device)
+            assert gate is not None
+            self._door_message(gate, self.end.timestamp(), {}, refused=False)
+
+    def _door_message(
+        self, ref: DeviceRef, t: float, reading: dict[str, object], *, refused: bool
+    ) -> None:
+        """Follow a gate's door messages. A door whose ``closed`` message ingest refuses
+        (a malformed payload) looks open until its next door message: if that is
+        :data:`HELD_OPEN_S` or more after it opened, ``door_held_open`` should report it
+        (nothing tells the service the door closed), so it is labelled ground truth."""
+        key = (ref.estate, ref.device)
+        opened = self._close_lost.pop(key, None)
+        if opened is not None and t - opened >= HELD_OPEN_S:
+            self._label("lost_door_close", "door_held_open", ref, opened + HELD_OPEN_S, t)
+        state = reading.get("state")
+        if state == "open" and not refused:
+            self._door_opened[key] = t
+        elif state == "closed" and refused and key in self._door_opened:
+            self._close_lost[key] = self._door_opened[key]
 
     def _flush(
         self,

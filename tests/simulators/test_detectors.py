@@ -15,6 +15,7 @@ from devices.registry import Registry
 from processors.rules import load_rules
 from simulators.estate import EstateSimulator
 from simulators.evaluate import run
+from simulators.model import Imperfections
 from simulators.scenario import load_scenario
 from tests.simulators.conftest import START, small_registry
 
@@ -70,3 +71,23 @@ def test_a_clean_day_and_a_half_raises_no_condition(registry: Registry) -> None:
     result = run(sim, load_rules(), "clean")
     assert [s for s in result.spans if s.detector in QUIET] == []
     assert result.readings > 1000
+
+
+def test_a_lost_door_close_is_ground_truth_for_door_held_open() -> None:
+    """A gate whose ``closed`` message ingest refuses (malformed) looks open: the simulator
+    labels it, and door_held_open reports exactly those doors (no other alert)."""
+    registry = small_registry()
+    sim = EstateSimulator(
+        registry,
+        seed=3,
+        start=START,
+        end=START + timedelta(hours=12),
+        imperfections=Imperfections(malformed=0.05),
+        only=lambda ref: ref.kind.value == "access_gate",
+    )
+    result = run(sim, load_rules(), "lost-closes")
+    lost = [label for label in result.labels if label.kind == "lost_door_close"]
+    assert len(lost) >= 3 and {label.detector for label in lost} == {"door_held_open"}
+    assert result.rejected  # the broken messages were refused, not silently dropped
+    (score,) = [s for s in result.scores if s.detector == "door_held_open"]
+    assert score.labels == len(lost) and score.recall == 1.0 and score.false_alarms == 0, score
