@@ -257,11 +257,13 @@ class EstateSimulator:
         collection: that is an overflow a detector should report, so it is ground truth
         (source ``behaviour``) like an injected one: full from the first reading at
         ``FULL_PCT`` held for ``FULL_FOR_S`` until it is emptied, and the forecast's
-        window before it.
+        window before it — unless the bin was already full at its first reading of the
+        run: with no history the forecast cannot have seen it coming.
         """
         fraction = ref.profile.units.get("fill_pct") == "fraction"
         since: float | None = None
         last_full = 0.0
+        seen_filling = foreseeable = False  # a reading below full before (this) overflow
         for t, stream, data in events:
             yield t, stream, data
             value = data.get("fill_pct") if stream == "level" else None
@@ -269,12 +271,16 @@ class EstateSimulator:
                 continue
             fill = float(value) * (100 if fraction else 1)
             if fill >= FULL_PCT:
-                since, last_full = (t if since is None else since), t
-            elif since is not None:
-                self._overflow(ref, since, last_full, t)
-                since = None
+                if since is None:
+                    since, foreseeable = t, seen_filling
+                last_full = t
+            else:
+                seen_filling = True
+                if since is not None:
+                    self._overflow(ref, since, last_full, t, foreseeable=foreseeable)
+                    since = None
         if since is not None:
-            self._overflow(ref, since, last_full, last_full)
+            self._overflow(ref, since, last_full, last_full, foreseeable=foreseeable)
 
     def _natural_overstays(
         self, ref: DeviceRef, events: Iterable[tuple[float, str, Data]]
@@ -295,12 +301,16 @@ class EstateSimulator:
                     )  # fmt: skip
                 since = None
 
-    def _overflow(self, ref: DeviceRef, since: float, last_full: float, until: float) -> None:
+    def _overflow(
+        self, ref: DeviceRef, since: float, last_full: float, until: float, *, foreseeable: bool
+    ) -> None:
         if last_full - since >= FULL_FOR_S:
             self._label("natural_overflow", "bin_overflow", ref, since, until, "behaviour")
-            self._label(
-                "natural_overflow", "bin_fill_forecast", ref, since - FORECAST_S, since, "behaviour"
-            )
+            if foreseeable:
+                self._label(
+                    "natural_overflow", "bin_fill_forecast", ref, since - FORECAST_S, since,
+                    "behaviour",
+                )  # fmt: skip
 
     # -- running ------------------------------------------------------------------------------
 

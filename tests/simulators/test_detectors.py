@@ -91,3 +91,27 @@ def test_a_lost_door_close_is_ground_truth_for_door_held_open() -> None:
     assert result.rejected  # the broken messages were refused, not silently dropped
     (score,) = [s for s in result.scores if s.detector == "door_held_open"]
     assert score.labels == len(lost) and score.recall == 1.0 and score.false_alarms == 0, score
+
+
+def test_a_bin_full_before_any_history_is_no_forecast_label() -> None:
+    """Behaviour-made overflows are ground truth for bin_overflow; for the forecast only
+    when the bin was seen filling before it (a bin full at its first reading cannot have
+    been foreseen)."""
+    registry = small_registry()
+    sim = EstateSimulator(registry, seed=1, start=START, end=START + timedelta(hours=12))
+    bin_ = next(
+        ref
+        for estate in registry.index().estate_ids()
+        for ref in registry.index().devices_of(estate)
+        if ref.kind.value == "waste_bin" and ref.profile.units.get("fill_pct") != "fraction"
+    )
+    t0 = START.timestamp()
+    fills = [95.0, 95.5, 96.0, 5.0, 50.0, 80.0, 92.0, 95.0, 96.0, 3.0]
+    events = [(t0 + 1800 * i, "level", {"fill_pct": fill}) for i, fill in enumerate(fills)]
+    assert [e[0] for e in sim._natural_overflows(bin_, events)] == [e[0] for e in events]
+    made = [(label.detector, label.end.timestamp()) for label in sim.labels]
+    assert made == [
+        ("bin_overflow", t0 + 1800 * 3),  # full from the start: no forecast label
+        ("bin_overflow", t0 + 1800 * 9),
+        ("bin_fill_forecast", t0 + 1800 * 6),  # seen filling first: foreseeable
+    ]
