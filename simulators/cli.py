@@ -23,7 +23,7 @@ from devices.registry import Registry, RegistryError, load_registry
 from simulators.clock import SimClock
 from simulators.estate import EstateSimulator
 from simulators.load import load_messages
-from simulators.model import Imperfections, Label, Message
+from simulators.model import Imperfections, Message
 from simulators.mqtt import BrokerUrl, MqttError, MqttPublisher
 from simulators.scenario import (
     ScenarioError,
@@ -171,7 +171,6 @@ def run_simulate(args: argparse.Namespace) -> int:
             raise UsageError("load mode needs both --devices and --rate")
         registry = _registry(args)
         imperfect = _imperfections(args.imperfect) if args.imperfect else None
-        labels: list[Label] = []
         sim: EstateSimulator | None = None
         if args.devices is not None:
             if args.scenario or args.backfill:
@@ -204,20 +203,26 @@ def run_simulate(args: argparse.Namespace) -> int:
                     end=end,
                     imperfections=imperfect,
                 )
-            labels = sim.ground_truth
             messages = sim.messages()
             speed = None if args.backfill else (600.0 if args.speed is None else args.speed)
     except (UsageError, ScenarioError, RegistryError, ValueError) as exc:
         print(f"estate simulate: {exc}", file=sys.stderr)
         return 2
-    if args.truth is not None:
-        args.truth.write_text(
-            json.dumps([label.as_dict() for label in labels], indent=1, ensure_ascii=False) + "\n",
-            encoding="utf-8",
-        )
     mode = "backfill" if speed is None else f"speed {speed:g}"
     print(f"simulating {start.isoformat()} to {end.isoformat()} ({mode})", file=out)
-    return _publish(args, messages, SimClock(start, speed), end, out, sim)
+    try:
+        return _publish(args, messages, SimClock(start, speed), end, out, sim)
+    finally:
+        # After the run: behaviour and imperfections add labels as the traffic is made
+        # (bins that filled up, door closes ingest will refuse); an interrupted run
+        # writes the labels of the traffic made so far.
+        if args.truth is not None:
+            labels = [] if sim is None else sim.ground_truth
+            args.truth.write_text(
+                json.dumps([label.as_dict() for label in labels], indent=1, ensure_ascii=False)
+                + "\n",
+                encoding="utf-8",
+            )
 
 
 def _publish(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,16 @@ def test_imperfections_are_summarised(capsys: pytest.CaptureFixture[str]) -> Non
     last = capsys.readouterr().out.splitlines()[-1]
     assert last.startswith("imperfections: ") and "gateway batches, 0 retries" in last
     assert "ingest should refuse " in last and "schema" in last
+
+
+def test_ground_truth_holds_the_labels_made_while_the_traffic_is(tmp_path: Path) -> None:
+    """Labels come from behaviour and imperfections too, made as the messages are (here:
+    door closes that ingest will refuse); the file is written after the run."""
+    truth = tmp_path / "truth.json"
+    code = simulate(
+        "--scenario", "door-held-open", "--households", "24", "--backfill", "--duration", "12h",
+        "--imperfect", "malformed=0.05", "--truth", str(truth), "--progress", "0",
+    )  # fmt: skip
+    assert code == 0
+    kinds = Counter(x["kind"] for x in json.loads(truth.read_text()))
+    assert kinds["door_held_open"] == 1 and kinds["lost_door_close"] >= 1, kinds
