@@ -82,7 +82,7 @@ if str(ROOT) not in sys.path:  # run as a script: make the repository importable
 from devices.catalogue import DeviceKind  # noqa: E402
 from devices.demo_estate import write_registry  # noqa: E402
 from devices.examples import example  # noqa: E402
-from devices.registry import load_registry  # noqa: E402
+from devices.registry import RegistryIndex, load_registry  # noqa: E402
 from eventlog.envelope import deterministic_id  # noqa: E402
 from processors.detector import Detector, DeviceContext, ReadingView, context_for  # noqa: E402
 from processors.packs.charging import CHARGING_DETECTORS  # noqa: E402
@@ -118,12 +118,17 @@ Watched = tuple[DeviceContext, tuple[Detector[Any], ...]]
 # --- setup (not timed) -----------------------------------------------------------------------
 
 
-def build_devices(devices: int, seed: int) -> list[Watched]:
-    """Contexts and applicable detectors of a demo estate of about ``devices`` devices."""
+def build_index(devices: int, seed: int) -> RegistryIndex:
+    """The registry of a demo estate of about ``devices`` devices."""
     households = max(1, round(devices / DEVICES_PER_HOUSEHOLD))
     with tempfile.TemporaryDirectory() as folder:
         files = write_registry(Path(folder) / "registry.yaml", households=households, seed=seed)
-        index = load_registry(files[0]).index()
+        return load_registry(files[0]).index()
+
+
+def build_devices(devices: int, seed: int, index: RegistryIndex | None = None) -> list[Watched]:
+    """Contexts and applicable detectors of a demo estate of about ``devices`` devices."""
+    index = index or build_index(devices, seed)
     rules = load_rules(None)
     watched: list[Watched] = []
     for estate in index.estate_ids():

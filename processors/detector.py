@@ -198,6 +198,9 @@ class Detector(Protocol, Generic[StateT]):
     consumes: ClassVar[frozenset[str]]
     #: Whose readings feed one state: see :attr:`BaseDetector.scope`.
     scope: ClassVar[Scope]
+    #: Whether :meth:`tick_due` says when :meth:`tick` can next matter (see
+    #: :attr:`BaseDetector.scheduled`).
+    scheduled: ClassVar[bool]
 
     def applies_to(self, ctx: DeviceContext) -> bool:
         """Whether this detector watches the device at all (kind, tags, rule enabled)."""
@@ -216,6 +219,11 @@ class Detector(Protocol, Generic[StateT]):
     def tick(
         self, state: StateT, now: datetime, ctx: DeviceContext
     ) -> tuple[StateT, list[Signal]]: ...
+
+    def tick_due(self, state: StateT, ctx: DeviceContext) -> datetime | None:
+        """For a :attr:`scheduled` detector: the earliest event time at which :meth:`tick`
+        could change ``state`` or signal (``None``: not before the next reading)."""
+        ...
 
     def policy(self, ctx: DeviceContext) -> AlarmPolicy:
         """How the alarm machine treats this detector's condition for the device."""
@@ -242,6 +250,15 @@ class BaseDetector(Generic[StateT]):
     #: connector's readings of the charger (``ReadingView.device`` is the charger);
     #: ``applies_to`` and the context are the bay's.
     scope: ClassVar[Scope] = "device"
+    #: ``True``: :meth:`tick_due` gives the earliest event time at which :meth:`tick` could
+    #: change the state or signal, and the runner ticks the state only from then on
+    #: (a tick before that must change nothing). ``False``: a detector overriding
+    #: :meth:`tick` is ticked on every point of the runner's tick grid.
+    scheduled: ClassVar[bool] = False
+
+    def tick_due(self, state: StateT, ctx: DeviceContext) -> datetime | None:
+        """No time-based rule (or not :attr:`scheduled`): nothing to schedule."""
+        return None
 
     def dump_state(self, state: StateT) -> Any:
         """``state`` as JSON-compatible data (snapshots, faust tables)."""

@@ -16,7 +16,10 @@ lateness.
 * Ticks (silence, SLAs, night windows) run on a grid of ``tick_every`` of event time:
   the tick at grid time ``G`` comes after every reading before ``G`` and before every
   reading at or after ``G``. Detectors and the alarm machine stamp timed events with
-  their due time, so which grid points get a tick does not change the events.
+  their due time, so which grid points get a tick does not change the events. A
+  ``scheduled`` detector (``device_offline``) says when its next tick can matter
+  (``tick_due``): its states wait in a queue by due time and are ticked only from then on,
+  instead of every state on every grid point (one state per device).
 
 The same inputs in the same log order give the same events with the same ids, however
 they are batched, and across a snapshot/restore (:meth:`Engine.snapshot`).
@@ -125,8 +128,19 @@ class Engine:
         self._buffer: list[_Pending] = []
         self._buffered: set[UUID] = set()
         self._routes: dict[tuple[str, str], tuple[_Route, ...] | None] = {}
-        #: The states whose detector has a time-based rule, with their route.
+        #: (estate, device, reading kind) -> the routes that consume the kind, with the
+        #: key of their state (``None``: the device is not registered).
+        self._feeds: dict[
+            tuple[str, str, str], tuple[tuple[_Route, tuple[str, str]], ...] | None
+        ] = {}
+        #: The states whose detector has a time-based rule, with their route: ticked on
+        #: every grid point, or (a ``scheduled`` detector) from its ``tick_due`` time on.
         self._tickers: dict[tuple[str, str], _Route] = {}
+        self._scheduled: dict[tuple[str, str], _Route] = {}
+        #: (due, state key) of scheduled states, a heap; a state has at most one entry
+        #: (``_queued``), whose time may be earlier than its state's due time now.
+        self._queue: list[tuple[datetime, tuple[str, str]]] = []
+        self._queued: set[tuple[str, str]] = set()
         self._contexts: dict[tuple[str, str], DeviceContext] = {}
 
     # --- routing -----------------------------------------------------------------------
@@ -179,6 +193,26 @@ class Engine:
             routes = tuple(found)
         self._routes[key] = routes
         return routes
+
+    def feeds(
+        self, estate: str, device: str, kind: str
+    ) -> tuple[tuple[_Route, tuple[str, str]], ...] | None:
+        """The routes of a device that consume ``kind``, each with its state key (cached:
+        asked for every reading)."""
+        key = (estate, device, kind)
+        found = self._feeds.get(key)
+        if found is None and key not in self._feeds:
+            routes = self.routes(estate, device)
+            found = self._feeds[key] = (
+                None
+                if routes is None
+                else tuple(
+                    (route, (route.owner, route.detector.name))
+                    for route in routes
+                    if not route.detector.consumes or kind in route.detector.consumes
+                )
+            )
+        return found
 
     # --- input -------------------------------------------------------------------------
 
@@ -267,8 +301,8 @@ class Engine:
 
     def _judge(self, envelope: Envelope, out: list[Envelope], received_at: datetime) -> None:
         estate, device = envelope.estate or "", envelope.device or ""
-        routes = self.routes(estate, device)
-        if routes is None:
+        feeds = self.feeds(estate, device, envelope.kind)
+        if feeds is None:
             self.stats.unregistered += 1
             out.append(
                 self._not_judged(
@@ -281,21 +315,24 @@ class Engine:
             return
         self.stats.judged += 1
         reading = ReadingView.from_envelope(envelope)
-        kind = reading.kind
-        for route in routes:
-            detector = route.detector
-            if detector.consumes and kind not in detector.consumes:
-                continue
+        states = self.states
+        for route, key in feeds:
             if route.connector is not None and reading.payload.get("connector") != route.connector:
                 continue
-            key = (route.owner, detector.name)
-            state = self.states.get(key)
+            detector = route.detector
+            state = states.get(key)
             if state is None:
                 state = detector.initial(route.ctx)
-                if _ticks(detector):
+                if detector.scheduled:
+                    self._scheduled[key] = route
+                elif _ticks(detector):
                     self._tickers[key] = route
-            self.states[key], signals = detector.step(state, reading, route.ctx)
-            self._signal(signals, route.policy, out, received_at)
+            state, signals = detector.step(state, reading, route.ctx)
+            states[key] = state
+            if detector.scheduled and key not in self._queued:
+                self._enqueue(key, route, state)
+            if signals:
+                self._signal(signals, route.policy, out, received_at)
 
     def _signal(
         self,
@@ -308,6 +345,13 @@ class Engine:
             self.book, events = alarm.apply_signal(self.book, signal, policy)
             out.extend(alarm.to_envelope(e, received_at) for e in events)
 
+    def _enqueue(self, key: tuple[str, str], route: _Route, state: Any) -> None:
+        """Queue a scheduled state by its due time (none due: until its next reading)."""
+        due = route.detector.tick_due(state, route.ctx)
+        if due is not None:
+            heapq.heappush(self._queue, (due, key))
+            self._queued.add(key)
+
     def _tick(self, now: datetime, out: list[Envelope], received_at: datetime) -> None:
         self.stats.ticks += 1
         states = self.states
@@ -315,6 +359,25 @@ class Engine:
             states[key], signals = route.detector.tick(states[key], now, route.ctx)
             if signals:
                 self._signal(signals, route.policy, out, received_at)
+        # Scheduled states due by now, ticked in (due, key) order whatever the queue's
+        # history (a queued time may be stale: readings since moved the due time on).
+        queue, due_now = self._queue, []
+        while queue and queue[0][0] <= now:
+            _, key = heapq.heappop(queue)
+            self._queued.discard(key)
+            route = self._scheduled[key]
+            due = route.detector.tick_due(states[key], route.ctx)
+            if due is not None and due <= now:
+                due_now.append((due, key))
+            elif due is not None:
+                heapq.heappush(queue, (due, key))
+                self._queued.add(key)
+        for _, key in sorted(due_now):
+            route = self._scheduled[key]
+            states[key], signals = route.detector.tick(states[key], now, route.ctx)
+            if signals:
+                self._signal(signals, route.policy, out, received_at)
+            self._enqueue(key, route, states[key])
         self.book, events = alarm.tick(self.book, now)
         out.extend(alarm.to_envelope(e, received_at) for e in events)
         self.next_tick = now + self.config.tick_every
@@ -403,15 +466,20 @@ class Engine:
         ]
         heapq.heapify(self._buffer)
         self._buffered = {p[2].id for p in self._buffer}
-        self.states, self._tickers = {}, {}
+        self.states, self._tickers, self._scheduled = {}, {}, {}
+        self._queue, self._queued = [], set()
         for owner, by_name in data["states"].items():
             for name, state in by_name.items():
                 route = self._owner_route(owner, name)
                 if route is None:  # detector removed or device unregistered: state dropped
                     continue
-                self.states[(owner, name)] = route.detector.load_state(state)
-                if _ticks(route.detector):
-                    self._tickers[(owner, name)] = route
+                key = (owner, name)
+                self.states[key] = route.detector.load_state(state)
+                if route.detector.scheduled:
+                    self._scheduled[key] = route
+                    self._enqueue(key, route, self.states[key])
+                elif _ticks(route.detector):
+                    self._tickers[key] = route
         self.book = AlarmBook.model_validate(data["book"])
 
 

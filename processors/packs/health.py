@@ -119,6 +119,7 @@ class DeviceOffline(BaseDetector[OfflineState]):
     name: ClassVar[str] = "device_offline"
     consumes: ClassVar[frozenset[str]] = frozenset()
     state_model = OfflineState
+    scheduled: ClassVar[bool] = True
 
     def policy(self, ctx: DeviceContext) -> AlarmPolicy:
         return AlarmPolicy(auto_resolve_on_clear=True)
@@ -162,12 +163,16 @@ class DeviceOffline(BaseDetector[OfflineState]):
             },
         )
 
+    def tick_due(self, state: OfflineState, ctx: DeviceContext) -> datetime | None:
+        """When the silence would make the device offline (``None``: never heard, or
+        already reported offline)."""
+        if state.offline or state.last_seen is None:
+            return None
+        return state.last_seen + self.limit(ctx)
+
     def _due(self, state: OfflineState, now: datetime, ctx: DeviceContext) -> bool:
-        return (
-            not state.offline
-            and state.last_seen is not None
-            and now - state.last_seen >= self.limit(ctx)
-        )
+        due = self.tick_due(state, ctx)
+        return due is not None and now >= due
 
     def step(
         self, state: OfflineState, reading: ReadingView, ctx: DeviceContext

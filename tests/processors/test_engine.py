@@ -18,8 +18,10 @@ from hypothesis import strategies as st
 from devices.registry import RegistryIndex
 from eventlog.envelope import Envelope, Stream
 from eventlog.sqlite import SqliteEventLog
+from processors.detector import DeviceContext
 from processors.detectors import ALL_DETECTORS
 from processors.engine import COMMAND_REJECTED, NOT_JUDGED, Engine, EngineConfig
+from processors.packs.health import DeviceOffline, OfflineState
 from processors.projections import Projections
 from processors.rules import load_rules
 from processors.runner import COMMANDS, DetectorRunner
@@ -222,6 +224,46 @@ def test_restart_from_a_snapshot_mid_stream_changes_nothing(
         second.finish()
         store.close()
         assert {str(r.envelope.id) for r in log.iterate(Stream.EVENTS)} == whole
+
+
+class _CountedOffline(DeviceOffline):
+    """``device_offline`` recording each tick: (now, the state's due time then)."""
+
+    def __init__(self, *, scheduled: bool) -> None:
+        super().__init__()
+        self.scheduled = scheduled  # type: ignore[misc]  # the test's two ways of ticking
+        self.ticks: list[tuple[datetime, datetime | None]] = []
+
+    def tick(
+        self, state: OfflineState, now: datetime, ctx: DeviceContext
+    ) -> tuple[OfflineState, list[Any]]:
+        self.ticks.append((now, self.tick_due(state, ctx)))
+        return super().tick(state, now, ctx)
+
+
+def test_scheduled_ticks_give_the_events_of_ticking_every_grid_point(
+    index: RegistryIndex, traffic: list[Envelope]
+) -> None:
+    """``device_offline`` states are ticked from their due time on, not on every grid point
+    (one state per device): the events are the same, for a fraction of the ticks."""
+
+    def events(offline: _CountedOffline, batches: list[list[Envelope]]) -> list[Envelope]:
+        detectors = [offline if d.name == offline.name else d for d in ALL_DETECTORS]
+        engine = Engine(index, load_rules(), detectors, EngineConfig(lateness=LATENESS))
+        out: list[Envelope] = []
+        for batch in batches:
+            out += engine.push(batch, NOW)
+        return out + engine.flush(NOW)
+
+    every, scheduled = _CountedOffline(scheduled=False), _CountedOffline(scheduled=True)
+    expected = events(every, [traffic])
+    got = events(scheduled, split(traffic, list(range(0, len(traffic), 97))))
+    assert ids(got) == ids(expected)
+    raised = [e for e in got if e.kind == "AlertRaised"]
+    assert [e.payload["condition"] for e in raised].count("device_offline") == 1
+    assert scheduled.ticks, "the silent meter's state was never ticked"
+    assert all(due is not None and due <= now for now, due in scheduled.ticks)
+    assert len(scheduled.ticks) * 100 < len(every.ticks), (len(scheduled.ticks), len(every.ticks))
 
 
 def test_commands_from_the_log_reach_the_alarm_book(
