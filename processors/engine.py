@@ -137,10 +137,12 @@ class Engine:
         #: every grid point, or (a ``scheduled`` detector) from its ``tick_due`` time on.
         self._tickers: dict[tuple[str, str], _Route] = {}
         self._scheduled: dict[tuple[str, str], _Route] = {}
-        #: (due, state key) of scheduled states, a heap; a state has at most one entry
-        #: (``_queued``), whose time may be earlier than its state's due time now.
+        #: (due, state key) of scheduled states, a heap. ``_queued`` holds each state's
+        #: live entry time, which may be earlier than the state's due time now (readings
+        #: moved it on; checked when the entry comes up) but never later: an entry whose
+        #: time is not its key's live one is stale and skipped.
         self._queue: list[tuple[datetime, tuple[str, str]]] = []
-        self._queued: set[tuple[str, str]] = set()
+        self._queued: dict[tuple[str, str], datetime] = {}
         self._contexts: dict[tuple[str, str], DeviceContext] = {}
 
     # --- routing -----------------------------------------------------------------------
@@ -327,9 +329,10 @@ class Engine:
                     self._scheduled[key] = route
                 elif _ticks(detector):
                     self._tickers[key] = route
+            before = state
             state, signals = detector.step(state, reading, route.ctx)
             states[key] = state
-            if detector.scheduled and key not in self._queued:
+            if detector.scheduled and state is not before:
                 self._enqueue(key, route, state)
             if signals:
                 self._signal(signals, route.policy, out, received_at)
@@ -346,11 +349,14 @@ class Engine:
             out.extend(alarm.to_envelope(e, received_at) for e in events)
 
     def _enqueue(self, key: tuple[str, str], route: _Route, state: Any) -> None:
-        """Queue a scheduled state by its due time (none due: until its next reading)."""
+        """Queue a scheduled state by its due time (none due: until its next reading),
+        unless it is queued for that time or earlier already."""
         due = route.detector.tick_due(state, route.ctx)
         if due is not None:
-            heapq.heappush(self._queue, (due, key))
-            self._queued.add(key)
+            queued = self._queued.get(key)
+            if queued is None or due < queued:
+                heapq.heappush(self._queue, (due, key))
+                self._queued[key] = due
 
     def _tick(self, now: datetime, out: list[Envelope], received_at: datetime) -> None:
         self.stats.ticks += 1
@@ -361,17 +367,19 @@ class Engine:
                 self._signal(signals, route.policy, out, received_at)
         # Scheduled states due by now, ticked in (due, key) order whatever the queue's
         # history (a queued time may be stale: readings since moved the due time on).
-        queue, due_now = self._queue, []
+        queue, queued, due_now = self._queue, self._queued, []
         while queue and queue[0][0] <= now:
-            _, key = heapq.heappop(queue)
-            self._queued.discard(key)
+            at, key = heapq.heappop(queue)
+            if queued.get(key) != at:
+                continue  # stale: the state was queued again for an earlier time
+            del queued[key]
             route = self._scheduled[key]
             due = route.detector.tick_due(states[key], route.ctx)
             if due is not None and due <= now:
                 due_now.append((due, key))
             elif due is not None:
                 heapq.heappush(queue, (due, key))
-                self._queued.add(key)
+                queued[key] = due
         for _, key in sorted(due_now):
             route = self._scheduled[key]
             states[key], signals = route.detector.tick(states[key], now, route.ctx)
@@ -467,7 +475,7 @@ class Engine:
         heapq.heapify(self._buffer)
         self._buffered = {p[2].id for p in self._buffer}
         self.states, self._tickers, self._scheduled = {}, {}, {}
-        self._queue, self._queued = [], set()
+        self._queue, self._queued = [], {}
         for owner, by_name in data["states"].items():
             for name, state in by_name.items():
                 route = self._owner_route(owner, name)

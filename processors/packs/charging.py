@@ -162,7 +162,19 @@ class _PerUnit(BaseDetector[Any], Generic[UnitT], abc.ABC):
 
 class _TimedUnits(_PerUnit[UnitT]):
     """A per-unit detector with a time-based condition: :meth:`due` is asked on ticks too
-    (the others are not ticked at all: the runner ticks only detectors overriding tick)."""
+    (the others are not ticked at all: the runner ticks only detectors overriding tick).
+    Scheduled: a subclass gives each unit's due time (:meth:`unit_due`)."""
+
+    scheduled: ClassVar[bool] = True
+
+    @abc.abstractmethod
+    def unit_due(self, unit: UnitT, ctx: DeviceContext) -> datetime | None:
+        """When :meth:`due` would first report ``unit`` (``None``: not before a reading)."""
+
+    def tick_due(self, state: Any, ctx: DeviceContext) -> datetime | None:
+        units: dict[int, UnitT] = state.units
+        times = [t for t in (self.unit_due(u, ctx) for u in units.values()) if t is not None]
+        return min(times, default=None)
 
     def tick(self, state: Any, now: datetime, ctx: DeviceContext) -> tuple[Any, list[Signal]]:
         units: dict[int, UnitT] = state.units
@@ -280,6 +292,9 @@ class _PlugDetector(_TimedUnits[Plug]):
     @abc.abstractmethod
     def raised(self, plug: Plug, number: int, due: datetime, ctx: DeviceContext) -> Signal:
         """Given by each subclass."""
+
+    def unit_due(self, unit: Plug, ctx: DeviceContext) -> datetime | None:
+        return None if unit.reported else self.deadline(unit, ctx)
 
     def due(
         self, unit: Plug, number: int, now: datetime, ctx: DeviceContext
@@ -622,6 +637,11 @@ class EbikeSessionTooLong(_TimedUnits[Charge]):
 
     def policy(self, ctx: DeviceContext) -> AlarmPolicy:
         return AlarmPolicy(auto_resolve_on_clear=True)
+
+    def unit_due(self, unit: Charge, ctx: DeviceContext) -> datetime | None:
+        if unit.reported or unit.since is None:
+            return None
+        return unit.since + span_h(ctx.rules.ebike_session_too_long.max_h)
 
     def due(
         self, unit: Charge, number: int, now: datetime, ctx: DeviceContext

@@ -156,6 +156,7 @@ class DoorForced(BaseDetector[DoorForcedState]):
     consumes: ClassVar[frozenset[str]] = frozenset({PASSAGE_KIND, DOOR_KIND, HEARTBEAT_KIND})
     kinds: ClassVar[frozenset[DeviceKind]] = _GATE
     state_model = DoorForcedState
+    scheduled: ClassVar[bool] = True
 
     def policy(self, ctx: DeviceContext) -> AlarmPolicy:
         return AlarmPolicy()
@@ -192,6 +193,10 @@ class DoorForced(BaseDetector[DoorForcedState]):
             values=values,
         )
         return replace(state, pending_at=None, pending_id=None, forced_at=at), out
+
+    def tick_due(self, state: DoorForcedState, ctx: DeviceContext) -> datetime | None:
+        """An opening waiting for its passage: forced just after ``pending_at``."""
+        return state.pending_at if state.pending_id is not None else None
 
     def tick(
         self, state: DoorForcedState, now: datetime, ctx: DeviceContext
@@ -294,6 +299,7 @@ class GateDeniedAttempts(BaseDetector[DeniedAttemptsState]):
     consumes: ClassVar[frozenset[str]] = frozenset({PASSAGE_KIND})
     kinds: ClassVar[frozenset[DeviceKind]] = _GATE
     state_model = DeniedAttemptsState
+    scheduled: ClassVar[bool] = True
 
     def policy(self, ctx: DeviceContext) -> AlarmPolicy:
         return AlarmPolicy(auto_resolve_on_clear=True)
@@ -303,6 +309,9 @@ class GateDeniedAttempts(BaseDetector[DeniedAttemptsState]):
         if not state.active or len(state.denials) < rule.attempts:
             return None
         return state.denials[-rule.attempts].at + span_min(rule.window_min)
+
+    def tick_due(self, state: DeniedAttemptsState, ctx: DeviceContext) -> datetime | None:
+        return self._clears_at(state, ctx)
 
     def tick(
         self, state: DeniedAttemptsState, now: datetime, ctx: DeviceContext

@@ -136,6 +136,7 @@ class HeldCondition(BaseDetector[HeldT], abc.ABC):
     severity: ClassVar[str] = Severity.WARNING
     #: Whether a cleared alert is resolved by the system (nothing left for a person to do).
     auto_resolve: ClassVar[bool] = True
+    scheduled: ClassVar[bool] = True
 
     def policy(self, ctx: DeviceContext) -> AlarmPolicy:
         return AlarmPolicy(auto_resolve_on_clear=self.auto_resolve)
@@ -182,6 +183,12 @@ class HeldCondition(BaseDetector[HeldT], abc.ABC):
             values=self.values(state, due - state.since, ctx),
         )
         return replace(state, reported=True), [out]
+
+    def tick_due(self, state: HeldT, ctx: DeviceContext) -> datetime | None:
+        """The limit's end while the condition holds unreported (raised just after it)."""
+        if state.since is None or state.reported:
+            return None
+        return state.since + self.limit(ctx)
 
     def tick(self, state: HeldT, now: datetime, ctx: DeviceContext) -> tuple[HeldT, list[Signal]]:
         """Held *longer* than the limit by ``now`` (a limit of zero: at once): the active

@@ -225,6 +225,7 @@ class BinNotEmptied(BaseDetector[NotEmptiedState]):
     consumes: ClassVar[frozenset[str]] = frozenset({KIND})
     kinds: ClassVar[frozenset[DeviceKind]] = frozenset({DeviceKind.WASTE_BIN})
     state_model = NotEmptiedState
+    scheduled: ClassVar[bool] = True
 
     def policy(self, ctx: DeviceContext) -> AlarmPolicy:
         sla = timedelta(hours=ctx.rules.bin_not_emptied.sla_h)
@@ -256,6 +257,9 @@ class BinNotEmptied(BaseDetector[NotEmptiedState]):
             values={"fill_pct": full.fill, "sla_h": sla},
             severity="major",
         )
+
+    def tick_due(self, state: NotEmptiedState, ctx: DeviceContext) -> datetime | None:
+        return None if state.overdue_reported else self._due(state, ctx)
 
     def tick(
         self, state: NotEmptiedState, now: datetime, ctx: DeviceContext

@@ -1002,6 +1002,7 @@ class WaterBalance(BaseDetector[BalanceState]):
     kinds: ClassVar[frozenset[DeviceKind]] = frozenset({DeviceKind.WATER_METER})
     scope: ClassVar[Scope] = "master"
     state_model = BalanceState
+    scheduled: ClassVar[bool] = True
 
     def step(
         self, state: BalanceState, reading: ReadingView, ctx: DeviceContext
@@ -1033,6 +1034,10 @@ class WaterBalance(BaseDetector[BalanceState]):
                     ),
                 }
         return replace(state, meters=meters, days=days), signals
+
+    def tick_due(self, state: BalanceState, ctx: DeviceContext) -> datetime | None:
+        """When the earliest open day can be judged."""
+        return _day_end(min(state.days), ctx) + BALANCE_SETTLE if state.days else None
 
     def tick(
         self, state: BalanceState, now: datetime, ctx: DeviceContext

@@ -41,7 +41,7 @@ from processors.packs.health import (
     format_duration,
 )
 from processors.rules import load_rules
-from tests.processors.packs.roundtrip import json_roundtrip
+from tests.processors.packs.roundtrip import fold, json_roundtrip
 
 K = AlertEventKind
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
@@ -122,10 +122,7 @@ def run(
     for i, item in enumerate(items):
         if i == roundtrip_at:
             state = json_roundtrip(detector, state)
-        if isinstance(item, datetime):
-            state, out = detector.tick(state, item, ctx)
-        else:
-            state, out = detector.step(state, item, ctx)
+        state, out = fold(detector, ctx, [item], state)
         signals.extend(out)
     return signals
 

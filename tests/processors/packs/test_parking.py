@@ -42,7 +42,7 @@ from processors.packs.parking import (
 from processors.rules import load_rules
 from simulators.evaluate import run as evaluate
 from simulators.scenario import load_scenario
-from tests.processors.packs.roundtrip import json_roundtrip
+from tests.processors.packs.roundtrip import fold, json_roundtrip
 
 K = AlertEventKind
 TZ = ZoneInfo("Asia/Shanghai")
@@ -100,16 +100,8 @@ def ctxs() -> dict[str, DeviceContext]:
 def run(
     detector: Detector[Any], ctx: DeviceContext, items: Iterable[Item], state: Any = None
 ) -> tuple[Any, list[Signal]]:
-    """Fold readings (step) and datetimes (tick) through ``detector``."""
-    state = detector.initial(ctx) if state is None else state
-    out: list[Signal] = []
-    for item in items:
-        if isinstance(item, datetime):
-            state, signals = detector.tick(state, item, ctx)
-        else:
-            state, signals = detector.step(state, item, ctx)
-        out.extend(signals)
-    return state, out
+    """Fold readings (step) and datetimes (tick) through ``detector`` (checked)."""
+    return fold(detector, ctx, items, state)
 
 
 def alarm(

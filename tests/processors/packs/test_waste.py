@@ -37,7 +37,7 @@ from processors.packs.waste import (
     BinStuckSensor,
 )
 from processors.rules import load_rules
-from tests.processors.packs.roundtrip import json_roundtrip
+from tests.processors.packs.roundtrip import fold, json_roundtrip
 
 K = AlertEventKind
 TZ = ZoneInfo("Asia/Shanghai")
@@ -83,16 +83,8 @@ def ctx(tmp_path_factory: pytest.TempPathFactory) -> DeviceContext:
 def run(
     detector: Detector[Any], ctx: DeviceContext, items: Iterable[Item], state: Any = None
 ) -> tuple[Any, list[Signal]]:
-    """Fold readings (step) and datetimes (tick) through ``detector``."""
-    state = detector.initial(ctx) if state is None else state
-    out: list[Signal] = []
-    for item in items:
-        if isinstance(item, datetime):
-            state, signals = detector.tick(state, item, ctx)
-        else:
-            state, signals = detector.step(state, item, ctx)
-        out.extend(signals)
-    return state, out
+    """Fold readings (step) and datetimes (tick) through ``detector`` (checked)."""
+    return fold(detector, ctx, items, state)
 
 
 def alarm(

@@ -26,7 +26,7 @@ from processors.packs.water import (
     WaterNoUse,
 )
 from processors.rules import load_rules
-from tests.processors.packs.roundtrip import json_roundtrip
+from tests.processors.packs.roundtrip import fold, json_roundtrip
 
 
 @pytest.fixture(scope="module")
@@ -78,14 +78,7 @@ def diurnal(days: int, night: float = 0.0) -> list[float]:
 
 
 def run(det: Any, ctx: DeviceContext, items: Sequence[ReadingView | datetime]) -> list[Signal]:
-    state, out = det.initial(ctx), []
-    for item in items:
-        if isinstance(item, datetime):
-            state, sigs = det.tick(state, item, ctx)
-        else:
-            state, sigs = det.step(state, item, ctx)
-        out += sigs
-    return out
+    return fold(det, ctx, items)[1]
 
 
 def test_pack_exports_five_detectors() -> None:

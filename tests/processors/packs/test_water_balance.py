@@ -27,7 +27,7 @@ from processors.packs.water import (
     WaterBalance,
 )
 from processors.rules import load_rules
-from tests.processors.packs.roundtrip import json_roundtrip
+from tests.processors.packs.roundtrip import fold, json_roundtrip
 
 DET = WaterBalance()
 DAY1 = date(2026, 11, 19)  # the timelines start the evening before, so DAY1 is complete
@@ -102,15 +102,8 @@ def timeline(
 def run(
     ctx: DeviceContext, items: Sequence[Item], state: BalanceState | None = None
 ) -> tuple[BalanceState, list[Signal]]:
-    state = DET.initial(ctx) if state is None else state
-    out: list[Signal] = []
-    for item in items:
-        if isinstance(item, datetime):
-            state, signals = DET.tick(state, item, ctx)
-        else:
-            state, signals = DET.step(state, item, ctx)
-        out += signals
-    return state, out
+    found: tuple[BalanceState, list[Signal]] = fold(DET, ctx, items, state)
+    return found
 
 
 def due(ctx: DeviceContext, day: date) -> datetime:
