@@ -35,16 +35,9 @@ if str(ROOT) not in sys.path:  # run as a script: make the repository importable
 
 from benchmarks.detectors_bench import ALL_DETECTORS, build_devices, build_index, build_readings  # noqa: E402
 from eventlog.envelope import Envelope  # noqa: E402
-from processors.detector import Detector  # noqa: E402
+from processors.detector import Detector, unscheduled  # noqa: E402
 from processors.engine import Engine  # noqa: E402
 from processors.rules import load_rules  # noqa: E402
-
-
-def every_grid_point(detector: Detector[Any]) -> Detector[Any]:
-    """The same detector, not scheduled: ticked on every point of the engine's grid."""
-    cls = type(f"EveryGrid{type(detector).__name__}", (type(detector),), {"scheduled": False})
-    made: Detector[Any] = cls()
-    return made
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         for view, (ctx, _) in readings
     ]
     detectors: list[Detector[Any]] = [
-        every_grid_point(d) if args.every_grid and d.scheduled else d for d in ALL_DETECTORS
+        unscheduled(d) if args.every_grid and d.scheduled else d for d in ALL_DETECTORS
     ]
     rules = load_rules(None)
     print(

@@ -284,6 +284,14 @@ class BaseDetector(Generic[StateT]):
         return state, []
 
 
+def unscheduled(detector: Detector[StateT]) -> Detector[StateT]:
+    """The same detector, not :attr:`~BaseDetector.scheduled`: a runner ticks its states on
+    every grid point (to compare the two: the events must be the same)."""
+    cls = type(f"Unscheduled{type(detector).__name__}", (type(detector),), {"scheduled": False})
+    made: Detector[StateT] = cls()
+    return made
+
+
 def signal(
     detector: str,
     ctx: DeviceContext,

@@ -8,7 +8,7 @@ from typing import Any
 
 from eventlog.envelope import Stream
 from eventlog.sqlite import SqliteEventLog
-from processors.detector import Detector, DeviceContext, ReadingView
+from processors.detector import Detector, DeviceContext, ReadingView, unscheduled
 from processors.detectors import ALL_DETECTORS
 from processors.engine import _ticks
 from processors.rules import load_rules
@@ -18,13 +18,6 @@ from tests.processors.packs.roundtrip import check_tick_due
 
 #: Every alert group has an incident in it (charging, parking, gates, bins, water, health).
 SCENARIO = "two-estates"
-
-
-def every_grid_point(detector: Detector[Any]) -> Detector[Any]:
-    """The same detector, not scheduled: ticked on every point of the engine's grid."""
-    cls = type(f"EveryGrid{type(detector).__name__}", (type(detector),), {"scheduled": False})
-    made: Detector[Any] = cls()
-    return made
 
 
 def events(detectors: list[Detector[Any]], path: Path) -> tuple[list[str], set[str]]:
@@ -43,7 +36,7 @@ def test_every_shipped_detector_with_a_tick_is_scheduled() -> None:
 
 def test_scheduled_ticks_decide_what_ticking_every_grid_point_did(tmp_path: Path) -> None:
     scheduled = events(list(ALL_DETECTORS), tmp_path / "scheduled.sqlite")
-    grid = [every_grid_point(d) if d.scheduled else d for d in ALL_DETECTORS]
+    grid = [unscheduled(d) if d.scheduled else d for d in ALL_DETECTORS]
     assert not any(d.scheduled for d in grid)
     assert events(grid, tmp_path / "grid.sqlite") == scheduled
     kinds, _ = scheduled
