@@ -798,6 +798,20 @@ def access_gate(env: Env, ref: DeviceRef, rng: random.Random) -> Iterator[Event]
                 passages.append(
                     (e.start - 1, "passage", _passage(rng, 12, households, granted=True))
                 )
+    for e in env.effects_of(ref.device, "gate_denied_attempts"):
+        denied = {**_passage(rng, 12, households), "result": "denied", "persons_sensed": 0}
+        t = e.start
+        while t < e.end:
+            passages.append((t, "passage", denied))
+            t += e.params["every_s"]
+    for e in env.effects_of(ref.device, "gate_tailgating"):
+        crowd = {
+            **_passage(rng, 12, households, granted=True),
+            "persons_sensed": int(e.params["persons"]),
+        }
+        passages.append((e.start, "passage", crowd))
+        doors = [d for d in doors if not (d[0] <= e.start + 9 and e.start <= d[1])]
+        doors.append((e.start + 1, e.start + 9, False))
     door_events: list[Event] = []
     for opened, closed, forced in sorted(doors):
         door_events.append(

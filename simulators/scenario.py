@@ -182,6 +182,20 @@ INJECTIONS: dict[str, InjectionKind] = {
         "15m",
         "after a granted passage the door stays open until the end",
     ),
+    "gate_denied_attempts": _kind(
+        K.ACCESS_GATE,
+        ("gate_denied_attempts",),
+        "4m",
+        "one credential is denied again and again, an attempt every every_s seconds",
+        every_s=40.0,
+    ),
+    "gate_tailgating": _kind(
+        K.ACCESS_GATE,
+        ("gate_tailgating",),
+        "1m",
+        "a granted passage at the start through which the gate counts `persons`",
+        persons=5.0,
+    ),
     "device_offline": _kind(None, ("device_offline",), "6h", "the device sends nothing"),
     "lighting_daylight": _kind(
         K.ENERGY_METER,

@@ -28,6 +28,8 @@ CASES = {
     "water-leak": {"water_night_flow", "water_continuous_flow"},
     "device-offline": {"device_offline"},
     "ev-bay-blocked": {"ev_bay_blocked"},  # the engine routes the charger's connector to the bay
+    "gate-denied-attempts": {"gate_denied_attempts"},
+    "gate-tailgating": {"gate_tailgating"},
 }
 
 
@@ -50,9 +52,7 @@ def test_the_injected_anomaly_is_detected_inside_its_interval(name: str) -> None
             and label.start <= s.start <= label.end + timedelta(hours=1)
         ]
         assert hits, (label, result.spans[:5])
-    unexpected = [
-        s for s in result.spans if s.detector in CASES[name] and s.device not in targets
-    ]
+    unexpected = [s for s in result.spans if s.detector in CASES[name] and s.device not in targets]
     assert unexpected == []
 
 

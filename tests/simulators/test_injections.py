@@ -125,6 +125,25 @@ def test_doors_forced_or_held_open(name: str, forced: bool) -> None:
         assert passages and passages[0]["result"] == "granted"
 
 
+def test_one_credential_is_denied_again_and_again() -> None:
+    label, readings, _ = traffic("gate-denied-attempts")
+    during = [d for at, s, d in readings if s == "passage" and inside(label, at)]
+    assert len(during) >= 5  # the rule's attempts in its window
+    assert {d["result"] for d in during} == {"denied"}
+    assert len({d.get("credential") for d in during}) == 1
+    assert not [at for at, s, d in readings if s == "door" and inside(label, at)]
+
+
+def test_a_crowd_goes_through_on_one_credential() -> None:
+    label, readings, _ = traffic("gate-tailgating")
+    (crowd,) = [d for at, s, d in readings if s == "passage" and at == label.start]
+    assert crowd["result"] == "granted" and crowd["persons_sensed"] == 5
+    opened = [
+        d for at, s, d in readings if s == "door" and 0 < (at - label.start).total_seconds() < 10
+    ]
+    assert [d["state"] for d in opened] == ["open", "closed"]
+
+
 def test_lighting_stays_on_in_daylight() -> None:
     label, readings, _ = traffic("lighting-daylight")
     for at, s, d in readings:
