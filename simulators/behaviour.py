@@ -690,9 +690,10 @@ def _status_repeats(env: Env, since: float, until: float, data: Data) -> Iterato
 def _port_sessions(env: Env, ref: DeviceRef, port: int) -> Iterator[Event]:
     """A port's charging sessions: plug-in, 5-minute readings, the end, the unplug."""
     rng = rng_for(env.seed, ref.device, port, "port")
-    hot = [
+    injected = [
         e
-        for e in env.effects_of(ref.device, "ebike_over_temperature")
+        for kind in ("ebike_over_temperature", "ebike_session_too_long")
+        for e in env.effects_of(ref.device, kind)
         if int(e.params.get("port", 1)) == port
     ]
     nights: list[tuple[float, float, float, Effect | None]] = []  # plug, charge_h, unplug, effect
@@ -702,28 +703,35 @@ def _port_sessions(env: Env, ref: DeviceRef, port: int) -> Iterator[Event]:
         unplug = midnight + DAY + rng.uniform(6.5, 8.5) * HOUR
         if rng.random() < shapes.EBIKE_NIGHT_SHARE:
             nights.append((plug, charge_h, unplug, None))
-    for e in hot:
+    for e in injected:
         nights = [n for n in nights if not (n[0] < e.end + HOUR and e.start - HOUR < n[2])]
-        nights.append((e.start, (e.end - e.start) / HOUR + 2, e.end + 600, e))
+        charge_h = e.params.get("charge_h", (e.end - e.start) / HOUR + 2)
+        nights.append((e.start, charge_h, e.end + 600, e))
     for sid, (plug, charge_h, unplug, effect) in enumerate(sorted(nights), 1):
         session = f"EB-{ref.device}-{port}-{sid}"
         t = plug
         end = plug + charge_h * HOUR if effect is None else effect.end
         while t < min(end, unplug):
             power = ebike_power_w((t - plug) / HOUR, charge_h) * rng.uniform(0.97, 1.03)
+            if effect is not None and effect.kind == "ebike_session_too_long":
+                power = max(power, effect.params["trickle_w"])  # the charger never stops
             warm = 1 - math.exp(-(t - plug) / (shapes.EBIKE_WARM_MIN * 60))
             temperature = (
                 env.ambient_c(t)
                 + shapes.EBIKE_PORT_RISE_C * warm * power / shapes.EBIKE_POWER_W
                 + rng.uniform(-0.5, 0.5)
             )
-            if effect is not None:
+            if effect is not None and effect.kind == "ebike_over_temperature":
                 temperature += min(
                     effect.params["rise_c"], effect.params["rise_c"] * (t - plug) / 1200
                 )
             yield t, "port", _port(port, "charging", power, temperature, session)
             t += ALARM_INTERVAL
-        status = "finished" if effect is None else "faulted"
+        status = (
+            "faulted"
+            if effect is not None and effect.kind == "ebike_over_temperature"
+            else "finished"
+        )
         yield t, "port", _port(port, status, 0.0, env.ambient_c(t) + 3, session)
         yield unplug, "port", _port(port, "available", 0.0, env.ambient_c(unplug), None)
 

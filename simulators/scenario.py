@@ -159,6 +159,16 @@ INJECTIONS: dict[str, InjectionKind] = {
         port=1,
         rise_c=55.0,
     ),
+    "ebike_session_too_long": _kind(
+        K.EBIKE_STATION,
+        ("ebike_session_too_long",),
+        "10h",
+        "a charger that never stops: charges charge_h hours (with its taper), then draws "
+        "trickle_w and stays `charging` until the end",
+        port=1,
+        charge_h=5.0,
+        trickle_w=12.0,
+    ),
     "flying_wire": _kind(
         K.ENERGY_METER,
         ("flying_wire",),

@@ -29,6 +29,7 @@ CASES = {
     "device-offline": {"device_offline"},
     "ev-bay-blocked": {"ev_bay_blocked"},  # the engine routes the charger's connector to the bay
     "gate-denied-attempts": {"gate_denied_attempts"},
+    "ebike-session-too-long": {"ebike_session_too_long"},
     "gate-tailgating": {"gate_tailgating"},
 }
 

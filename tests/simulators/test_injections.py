@@ -125,6 +125,18 @@ def test_doors_forced_or_held_open(name: str, forced: bool) -> None:
         assert passages and passages[0]["result"] == "granted"
 
 
+def test_a_charger_that_never_stops_keeps_its_port_charging() -> None:
+    label, readings, _ = traffic("ebike-session-too-long")
+    port = [(at, d) for at, s, d in readings if s == "port" and d["port"] == 1]
+    during = [d for at, d in port if inside(label, at)]
+    assert {d["status"] for d in during} == {"charging"}
+    assert len({d["session_id"] for d in during}) == 1
+    assert min(d["power_w"] for d in during) >= 10  # a trickle, never zero
+    assert max(d["power_w"] for d in during) > 300  # a real charge first
+    after = [d["status"] for at, d in port if at >= label.end]
+    assert after[:2] == ["finished", "available"]
+
+
 def test_one_credential_is_denied_again_and_again() -> None:
     label, readings, _ = traffic("gate-denied-attempts")
     during = [d for at, s, d in readings if s == "passage" and inside(label, at)]
