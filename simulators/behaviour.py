@@ -612,6 +612,7 @@ def _plan_ev(env: Env, charger: str, connector: int) -> list[Session]:
             )
     bay = env.index.bay_for_connector(env.estate, charger, connector)
     windows = [(s.arrive, s.depart) for s in forced]
+    windows += [(e.start, e.end) for e in _faults(env, charger, connector)]
     if bay is not None:
         windows += [(e.start, e.end) for e in env.effects_of(bay.device, "ev_bay_blocked")]
     kept = [
@@ -650,10 +651,40 @@ def _connector_events(env: Env, connector: int, sessions: list[Session]) -> Iter
         yield s.depart + 30, "connector", reading("available", 0.0, None)
 
 
+def _faults(env: Env, charger: str, connector: int) -> list[Effect]:
+    """The injected faults of one connector (no session overlaps them)."""
+    return [
+        e
+        for e in env.effects_of(charger, "ev_charger_faulted")
+        if int(e.params.get("connector", 1)) == connector
+    ]
+
+
+def _fault_events(env: Env, charger: str, connector: int) -> list[Event]:
+    """A connector ``faulted`` for each injected fault, ``available`` again at its end."""
+    out: list[Event] = []
+    for e in _faults(env, charger, connector):
+        out.append(
+            (e.start, "connector", {"connector": connector, "status": "faulted", "power_kw": 0.0})
+        )
+        out.append(
+            (e.end, "connector", {"connector": connector, "status": "available", "power_kw": 0.0})
+        )
+    return out
+
+
 def ev_charger(env: Env, ref: DeviceRef, rng: random.Random) -> Iterator[Event]:
     ports = ref.spec.ports or 1
     streams = [
-        within(env, _connector_events(env, n, env.ev_plan(ref.device, n)))
+        within(
+            env,
+            merge_events(
+                [
+                    _connector_events(env, n, env.ev_plan(ref.device, n)),
+                    _fault_events(env, ref.device, n),
+                ]
+            ),
+        )
         for n in range(1, ports + 1)
     ]
     health = Health(env, ref, rng)

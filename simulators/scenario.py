@@ -159,6 +159,13 @@ INJECTIONS: dict[str, InjectionKind] = {
         port=1,
         rise_c=55.0,
     ),
+    "ev_charger_faulted": _kind(
+        K.EV_CHARGER,
+        ("ev_charger_faulted",),
+        "3h",
+        "`connector` reports `faulted` (no session on it), `available` again at the end",
+        connector=1,
+    ),
     "ebike_session_too_long": _kind(
         K.EBIKE_STATION,
         ("ebike_session_too_long",),

@@ -30,6 +30,7 @@ CASES = {
     "ev-bay-blocked": {"ev_bay_blocked"},  # the engine routes the charger's connector to the bay
     "gate-denied-attempts": {"gate_denied_attempts"},
     "ebike-session-too-long": {"ebike_session_too_long"},
+    "ev-charger-faulted": {"ev_charger_faulted"},
     "gate-tailgating": {"gate_tailgating"},
 }
 

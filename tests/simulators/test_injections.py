@@ -125,6 +125,14 @@ def test_doors_forced_or_held_open(name: str, forced: bool) -> None:
         assert passages and passages[0]["result"] == "granted"
 
 
+def test_a_faulted_connector_has_no_session_until_repaired() -> None:
+    label, readings, _ = traffic("ev-charger-faulted")
+    one = [(at, d) for at, s, d in readings if s == "connector" and d["connector"] == 1]
+    assert [d["status"] for at, d in one if at == label.start] == ["faulted"]
+    assert not [d for at, d in one if label.start < at < label.end]
+    assert [d["status"] for at, d in one if at == label.end] == ["available"]
+
+
 def test_a_charger_that_never_stops_keeps_its_port_charging() -> None:
     label, readings, _ = traffic("ebike-session-too-long")
     port = [(at, d) for at, s, d in readings if s == "port" and d["port"] == 1]
