@@ -444,6 +444,8 @@ def waste_bin(env: Env, ref: DeviceRef, rng: random.Random) -> Iterator[Event]:
         ref.device, "bin_not_emptied"
     )
     fires = env.effects_of(ref.device, "bin_fire")
+    stuck = env.effects_of(ref.device, "bin_stuck_sensor")
+    stuck_at: float | None = None  # the level a stuck sensor keeps reporting
     collections = _collections(env, ref, rng, rounds, every)
     interval = float(ref.profile.reporting_interval_s)
     alarm = {t for e in fires for t in _alarm_ticks(env, e)}
@@ -463,6 +465,10 @@ def waste_bin(env: Env, ref: DeviceRef, rng: random.Random) -> Iterator[Event]:
         fill = min(fill, 100.0)
         last = t
         shown = min(100.0, max(0.0, fill + rng.uniform(-0.8, 0.8)))
+        if any(e.covers(t) for e in stuck):
+            stuck_at = shown = shown if stuck_at is None else stuck_at
+        else:
+            stuck_at = None
         temperature = env.ambient_c(t) + rng.uniform(-0.5, 0.5)
         for e in fires:
             if e.covers(t):

@@ -129,6 +129,13 @@ INJECTIONS: dict[str, InjectionKind] = {
         "the bin fills up and the collection rounds skip it until the end",
         rate_pct_h=40.0,
     ),
+    "bin_stuck_sensor": _kind(
+        K.WASTE_BIN,
+        ("bin_stuck_sensor",),
+        "3d",
+        "the fill sensor keeps reporting its first level of the interval (the bin fills and "
+        "is emptied as usual)",
+    ),
     "bin_fire": _kind(
         K.WASTE_BIN,
         ("bin_fire_risk",),

@@ -31,6 +31,7 @@ CASES = {
     "gate-denied-attempts": {"gate_denied_attempts"},
     "ebike-session-too-long": {"ebike_session_too_long"},
     "ev-charger-faulted": {"ev_charger_faulted"},
+    "bin-stuck-sensor": {"bin_stuck_sensor"},
     "gate-tailgating": {"gate_tailgating"},
 }
 

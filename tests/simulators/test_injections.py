@@ -125,6 +125,13 @@ def test_doors_forced_or_held_open(name: str, forced: bool) -> None:
         assert passages and passages[0]["result"] == "granted"
 
 
+def test_a_stuck_fill_sensor_repeats_one_level() -> None:
+    label, readings, _ = traffic("bin-stuck-sensor")
+    levels = [(at, d["fill_pct"]) for at, s, d in readings if s == "level"]
+    assert len({fill for at, fill in levels if inside(label, at)}) == 1
+    assert len({fill for at, fill in levels if not inside(label, at)}) > 10
+
+
 def test_a_faulted_connector_has_no_session_until_repaired() -> None:
     label, readings, _ = traffic("ev-charger-faulted")
     one = [(at, d) for at, s, d in readings if s == "connector" and d["connector"] == 1]
