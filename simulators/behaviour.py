@@ -293,6 +293,7 @@ def water_used(env: Env, ref: DeviceRef, t0: float, t1: float) -> float:
     effects = env.effects_of(ref.device)
     base += _extra((e for e in effects if e.kind == "water_leak"), t0, t1, "flow_l_h", 1 / HOUR)
     base += _extra((e for e in effects if e.kind == "water_burst"), t0, t1, "flow_l_min", 1 / 60)
+    base -= _extra((e for e in effects if e.kind == "water_backflow"), t0, t1, "flow_l_min", 1 / 60)
     return base
 
 
@@ -300,9 +301,11 @@ def water(env: Env, ref: DeviceRef, rng: random.Random) -> Iterator[Event]:
     interval = float(ref.profile.reporting_interval_s)
     master = ref.spec.is_master_meter
     litres = rng.uniform(20_000, 400_000) * (40 if master else 1)
-    bursts = env.effects_of(ref.device, "water_burst")
-    # The meter reports every 5 min once it sees the burst's flow: the first alarm reading
-    # comes 5 min in (one at the very onset would carry the flow before the burst).
+    bursts = env.effects_of(ref.device, "water_burst") + env.effects_of(
+        ref.device, "water_backflow"
+    )
+    # The meter reports every 5 min once it sees a burst's (or a backflow's) flow: the first
+    # alarm reading comes 5 min in (one at the very onset would carry the flow before it).
     alarm = [t for e in bursts for t in _alarm_ticks(env, e) if t > e.start]
     times = sorted(set(env.ticks(interval, rng.uniform(0, interval))) | set(alarm))
     health = Health(env, ref, rng)
@@ -604,7 +607,8 @@ def _plan_ev(env: Env, charger: str, connector: int) -> list[Session]:
         )
         cursor = arrive + stay + 600
     forced: list[Session] = []
-    for e in env.effects_of(charger, "ev_overstay"):
+    stays = env.effects_of(charger, "ev_overstay") + env.effects_of(charger, "ev_session_too_long")
+    for e in stays:
         if int(e.params.get("connector", 1)) == connector:
             charge = e.params.get("charge_h", 1.5) * HOUR
             forced.append(

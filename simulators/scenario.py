@@ -115,6 +115,15 @@ INJECTIONS: dict[str, InjectionKind] = {
         role="household",
         flow_l_min=45.0,
     ),
+    "water_backflow": _kind(
+        K.WATER_METER,
+        ("water_backflow",),
+        "20m",
+        "the meter runs backwards at flow_l_min (a pressure drop in the main); it reports "
+        "every 5 min while it lasts, the first 5 min in",
+        role="household",
+        flow_l_min=1.5,
+    ),
     "bin_overflow": _kind(
         K.WASTE_BIN,
         ("bin_fill_forecast", "bin_overflow"),
@@ -165,6 +174,14 @@ INJECTIONS: dict[str, InjectionKind] = {
         "a charging port heats up by rise_c over 20 min; the station faults it at the end",
         port=1,
         rise_c=55.0,
+    ),
+    "ev_session_too_long": _kind(
+        K.EV_CHARGER,
+        ("ev_overstay", "ev_session_too_long"),
+        "34h",
+        "as ev_overstay, for longer than the 30 h session limit (an abandoned car)",
+        connector=1,
+        charge_h=1.5,
     ),
     "ev_charger_faulted": _kind(
         K.EV_CHARGER,

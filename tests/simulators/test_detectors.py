@@ -32,6 +32,8 @@ CASES = {
     "ebike-session-too-long": {"ebike_session_too_long"},
     "ev-charger-faulted": {"ev_charger_faulted"},
     "bin-stuck-sensor": {"bin_stuck_sensor"},
+    "ev-session-too-long": {"ev_overstay", "ev_session_too_long"},
+    "water-backflow": {"water_backflow"},
     "gate-tailgating": {"gate_tailgating"},
 }
 

@@ -125,6 +125,18 @@ def test_doors_forced_or_held_open(name: str, forced: bool) -> None:
         assert passages and passages[0]["result"] == "granted"
 
 
+def test_a_backflow_runs_the_register_back_and_reports_its_flow() -> None:
+    label, readings, _ = traffic("water-backflow")
+    registers = [(at, d) for at, s, d in readings if s == "register"]
+    during = [d for at, d in registers if inside(label, at)]
+    assert len(during) >= 3  # every 5 min while it lasts, the first 5 min in
+    flows = [d["flow_l_min"] for d in during]  # the first one averages since the last reading
+    assert flows[0] < 0 and all(f < -1 for f in flows[1:])
+    before = [d["volume_m3"] for at, d in registers if at < label.start][-1]
+    after = next(d["volume_m3"] for at, d in registers if at >= label.end)
+    assert (before - after) * 1000 >= 25  # 30 L back, less the household's own use
+
+
 def test_a_stuck_fill_sensor_repeats_one_level() -> None:
     label, readings, _ = traffic("bin-stuck-sensor")
     levels = [(at, d["fill_pct"]) for at, s, d in readings if s == "level"]
